@@ -1,0 +1,64 @@
+"""MkDocs plugin: keeps src/ tangled while the site builds, and labels blocks on the page.
+
+- Before every build (so also on each `mkdocs serve` reload) it re-tangles the pages
+  into src/llm_from_scratch/, writing only files whose text changed.
+- A tangled block gets its target file as its title bar; an expected-output block gets
+  the title "Output", so a reader sees where code goes and what it printed.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from mkdocs.exceptions import PluginError
+from mkdocs.plugins import BasePlugin, get_plugin_logger
+
+from tangler.core import FENCE, MARKER, TangleError, tangle, write
+
+log = get_plugin_logger(__name__)
+EXPECTED_OUTPUT = re.compile(r"^\s*<!--[-\s]*pytest-codeblocks:expected-output")
+
+
+def add_titles(markdown: str) -> str:
+    """Give tangled blocks their file title and expected-output blocks an "Output" title."""
+    lines = markdown.splitlines()
+    inside: str | None = None
+    comments: list[str] = []
+    for i, line in enumerate(lines):
+        stripped = line.strip()
+        if inside is not None:
+            if stripped.startswith(inside) and set(stripped) == {inside[0]}:
+                inside = None
+            continue
+        fence = FENCE.match(line)
+        if fence is None:
+            comments = comments + [line] if stripped.startswith("<!--") and stripped.endswith("-->") else []
+            continue
+        inside = fence["fence"]
+        info = fence["info"].strip()
+        title = None
+        for comment in comments:
+            marker = MARKER.match(comment)
+            if marker and info == "python":
+                title = marker["target"]
+            elif EXPECTED_OUTPUT.match(comment) and "title=" not in info:
+                title = "Output"
+        if title is not None:
+            lines[i] = f'{fence["indent"]}{fence["fence"]}{info or "text"} title="{title}"'
+        comments = []
+    return "\n".join(lines) + ("\n" if markdown.endswith("\n") else "")
+
+
+class TanglePlugin(BasePlugin):
+    def on_pre_build(self, config):
+        root = Path(config["config_file_path"]).resolve().parent
+        try:
+            changed = write(root, tangle(root))
+        except TangleError as e:
+            raise PluginError(f"tangle: {e}") from None
+        for target in changed:
+            log.info(f"re-tangled {target}")
+
+    def on_page_markdown(self, markdown, page, config, files):
+        return add_titles(markdown)
