@@ -9,7 +9,11 @@ import torch
 # --- from docs/chapters/09-text-generation.md --------------------------------
 
 def generate_text_simple(model, idx, max_new_tokens, context_size):
-    """Greedy decoding, as in the book: append the most likely next token, one at a time."""
+    """Greedy decoding, as in the book: append the most likely next token, one at a time.
+
+    idx is a (batch, tokens) tensor of token ids; the result is idx with max_new_tokens
+    more ids per row. The model only ever sees the last context_size ids.
+    """
     for _ in range(max_new_tokens):
         idx_cond = idx[:, -context_size:]  # the model sees at most context_size tokens
         with torch.no_grad():
@@ -19,26 +23,33 @@ def generate_text_simple(model, idx, max_new_tokens, context_size):
     return idx
 
 
-def _check_sampling(max_new_tokens, temperature, top_k, top_p):
-    if not isinstance(max_new_tokens, int) or max_new_tokens < 0:
-        raise ValueError(f"max_new_tokens must be an int >= 0, got {max_new_tokens!r}")
-    if temperature < 0:
+def _check_sampling(temperature, top_k, top_p):
+    """Reject settings that have no meaning, naming the parameter and its allowed values."""
+    if not temperature >= 0:  # written this way round so that NaN is rejected too
         raise ValueError(f"temperature must be >= 0 (0 means greedy), got {temperature}")
-    if top_k is not None and (not isinstance(top_k, int) or top_k < 1):
+    if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1):
         raise ValueError(f"top_k must be an int >= 1 or None, got {top_k!r}")
     if top_p is not None and not 0.0 < top_p <= 1.0:
         raise ValueError(f"top_p must be in (0, 1] or None, got {top_p}")
 
 
 def next_token_probabilities(logits, temperature=1.0, top_k=None, top_p=None):
-    """Turn last-position logits (batch, vocab) into the distribution we sample from."""
+    """Turn last-position logits (batch, vocab) into the distribution we sample from.
+
+    Temperature divides the logits; top_k keeps the k largest; top_p keeps the smallest
+    set of most likely tokens whose probabilities reach top_p. temperature=0 is the
+    greedy limit: all the probability on the most likely token.
+    """
+    _check_sampling(temperature, top_k, top_p)
+    if temperature == 0:
+        best = logits.argmax(dim=-1, keepdim=True)
+        return torch.zeros_like(logits).scatter(-1, best, 1.0)
     logits = logits / temperature
     if top_k is not None:
         kth_best = torch.topk(logits, min(top_k, logits.shape[-1]), dim=-1).values[:, -1:]
         logits = logits.masked_fill(logits < kth_best, float("-inf"))
     probs = torch.softmax(logits, dim=-1)
-    if top_p is not None:
-        # Keep the smallest set of most likely tokens whose probabilities reach top_p.
+    if top_p is not None and top_p < 1.0:  # top_p = 1 keeps everything: nothing to do
         sorted_probs, order = torch.sort(probs, dim=-1, descending=True)
         before = sorted_probs.cumsum(dim=-1) - sorted_probs  # mass of strictly better tokens
         sorted_probs = sorted_probs.masked_fill(before >= top_p, 0.0)
@@ -57,7 +68,9 @@ def generate(model, idx, max_new_tokens, *, temperature=0.0, top_k=None, top_p=N
     eos_id is finished: it is padded with eos_id while the other rows go on, and
     generation stops once every row is finished.
     """
-    _check_sampling(max_new_tokens, temperature, top_k, top_p)
+    if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) or max_new_tokens < 0:
+        raise ValueError(f"max_new_tokens must be an int >= 0, got {max_new_tokens!r}")
+    _check_sampling(temperature, top_k, top_p)
     context_size = model.cfg.context_length
     finished = torch.zeros(idx.shape[0], dtype=torch.bool, device=idx.device)
     for _ in range(max_new_tokens):

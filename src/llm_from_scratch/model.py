@@ -37,13 +37,15 @@ class GPTConfig:
     tie_weights: bool = False  # output head reuses the token-embedding matrix (GPT-2 did)
 
     def __post_init__(self):
-        self.validate()
+        self.validate()  # a config that exists is a config that makes sense
 
     def validate(self) -> None:
         """Raise ValueError naming the field and the rule it breaks."""
+        # 1. Types. (With `from __future__ import annotations`, f.type is the string "int".)
         for f in fields(self):
             value = getattr(self, f.name)
             expected = {"int": int, "float": float, "bool": bool}[f.type]
+            # bool is a subclass of int in Python: n_layers=True must not pass as 1.
             ok = isinstance(value, expected) and (expected is bool or not isinstance(value, bool))
             if expected is float and isinstance(value, int) and not isinstance(value, bool):
                 ok = True  # drop_rate=0 is a fine way to write 0.0
@@ -51,19 +53,23 @@ class GPTConfig:
                 raise ValueError(
                     f"GPTConfig.{f.name} must be {f.type}, got {value!r} ({type(value).__name__})"
                 )
+        # 2. Sizes must be positive.
         for name in ("vocab_size", "context_length", "emb_dim", "n_heads", "n_layers"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"GPTConfig.{name} must be positive, got {getattr(self, name)}")
+        # 3. Multi-head attention splits emb_dim into n_heads equal slices.
         if self.emb_dim % self.n_heads != 0:
             raise ValueError(
                 f"GPTConfig.emb_dim ({self.emb_dim}) must be divisible by n_heads "
                 f"({self.n_heads}) so that every head gets the same width"
             )
+        # 4. A dropout probability of 1 would zero everything.
         if not 0.0 <= self.drop_rate < 1.0:
             raise ValueError(f"GPTConfig.drop_rate must be in [0, 1), got {self.drop_rate}")
 
     @property
     def head_dim(self) -> int:
+        """The width of one attention head: 768 // 12 = 64 for GPT-2 small."""
         return self.emb_dim // self.n_heads
 
     @classmethod
@@ -85,6 +91,7 @@ class GPTConfig:
         return cls.from_dict({**GPT2_PRESETS[name], **overrides})
 
     def to_dict(self) -> dict:
+        """The book's dict form: {"vocab_size": 50257, ...}."""
         return asdict(self)
 
     def __getitem__(self, key: str):
@@ -144,11 +151,18 @@ class GELU(nn.Module):
 # --- from docs/chapters/05-feed-forward-network.md ---------------------------
 
 class FeedForward(nn.Module):
-    """Position-wise MLP: widen each token vector 4x, apply GELU, project back."""
+    """Position-wise MLP: widen each token vector 4x, apply GELU, project back.
+
+    FFN(x) = W2 GELU(W1 x + b1) + b2, applied to the last dimension of x, so an input of
+    shape (batch, tokens, emb_dim) gives an output of the same shape and every position is
+    transformed on its own. `cfg` may be a GPTConfig or the book's dict config.
+    """
 
     def __init__(self, cfg):
         super().__init__()
         cfg = as_config(cfg)
+        # layers[0] expands, layers[1] is the nonlinearity, layers[2] projects back.
+        # (GPT-2's initialisation in chapter 10 reaches for layers[2] by index.)
         self.layers = nn.Sequential(
             nn.Linear(cfg.emb_dim, 4 * cfg.emb_dim),
             GELU(),

@@ -4,17 +4,24 @@
   into src/llm_from_scratch/, writing only files whose text changed.
 - A tangled block gets its target file as its title bar; an expected-output block gets
   the title "Output", so a reader sees where code goes and what it printed.
+- Every page with Python blocks is also written out as a notebook beside the page, and
+  `page.nb_url` points at it (the theme override shows a download button for it, as it
+  does for the labs, whose source mkdocs-jupyter copies).
 """
 
 from __future__ import annotations
 
 import re
 from pathlib import Path
+from urllib.parse import urljoin
 
 from mkdocs.exceptions import PluginError
 from mkdocs.plugins import BasePlugin, get_plugin_logger
 
+import nbformat
+
 from tangler.core import FENCE, MARKER, TangleError, tangle, write
+from tangler.notebook import page_to_notebook
 
 log = get_plugin_logger(__name__)
 EXPECTED_OUTPUT = re.compile(r"^\s*<!--[-\s]*pytest-codeblocks:expected-output")
@@ -61,4 +68,15 @@ class TanglePlugin(BasePlugin):
             log.info(f"re-tangled {target}")
 
     def on_page_markdown(self, markdown, page, config, files):
+        if page.file.src_uri.endswith(".md") and "```python" in markdown:
+            self._write_notebook(markdown, page, config)
         return add_titles(markdown)
+
+    def _write_notebook(self, markdown, page, config):
+        name = Path(page.file.src_uri).stem + ".ipynb"
+        source = f"{config['docs_dir'].rstrip('/').split('/')[-1]}/{page.file.src_uri}"
+        notebook = page_to_notebook(markdown, source, page.canonical_url or "")
+        target = Path(page.file.abs_dest_path).parent / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(nbformat.writes(notebook), encoding="utf-8")
+        page.nb_url = urljoin(page.abs_url, name)  # relative unless site_url is set

@@ -1,0 +1,62 @@
+"""Turn a chapter page into a Jupyter notebook: prose as Markdown cells, Python blocks as
+code cells, shown outputs dropped (running the notebook prints them again)."""
+
+from __future__ import annotations
+
+import re
+
+import nbformat
+
+from tangler.core import CODEBLOCKS_COMMENT, FENCE, MARKER
+
+EXPECTED_OUTPUT = re.compile(r"^\s*<!--[-\s]*pytest-codeblocks:expected-output")
+
+
+def page_to_notebook(markdown: str, source: str, url: str = "") -> nbformat.NotebookNode:
+    """`source` is the page's path in the repository, named in the first cell."""
+    cells = []
+    prose: list[str] = []
+    drop_next_fence = False
+
+    def flush_prose():
+        text = "\n".join(prose).strip("\n")
+        if text.strip():
+            cells.append(nbformat.v4.new_markdown_cell(text))
+        prose.clear()
+
+    lines = markdown.splitlines()
+    i = 0
+    while i < len(lines):
+        line = lines[i]
+        fence = FENCE.match(line)
+        if fence is None:
+            if EXPECTED_OUTPUT.match(line):
+                drop_next_fence = True
+            elif not (MARKER.match(line) or CODEBLOCKS_COMMENT.match(line)):
+                prose.append(line)
+            i += 1
+            continue
+        indent, ticks, info = fence["indent"], fence["fence"], fence["info"].strip()
+        body = []
+        i += 1
+        while i < len(lines) and not (lines[i].strip().startswith(ticks) and set(lines[i].strip()) == {ticks[0]}):
+            body.append(lines[i][len(indent):] if lines[i].startswith(indent) else lines[i].lstrip())
+            i += 1
+        i += 1
+        if drop_next_fence:
+            drop_next_fence = False
+        elif info == "python":
+            flush_prose()
+            cells.append(nbformat.v4.new_code_cell("\n".join(body).strip("\n")))
+        else:
+            prose.extend([f"{ticks}{info}", *body, ticks])
+    flush_prose()
+    where = f"[the site]({url})" if url else "the site"
+    intro = (
+        f"*Generated from `{source}`; read it on {where}.* Run it in an environment with the "
+        "package installed (`pip install -e .` in a clone of the project)."
+    )
+    cells.insert(0, nbformat.v4.new_markdown_cell(intro))
+    notebook = nbformat.v4.new_notebook(cells=cells)
+    notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    return notebook

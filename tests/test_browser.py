@@ -1,0 +1,178 @@
+"""The built site, served on localhost and driven in headless Chromium, works for a reader.
+
+Chromium comes from Debian's `chromium` and `chromium-driver` packages (.ci/run installs
+them). Without them the test skips with the reason, except under CI, where it fails.
+"""
+
+import functools
+import http.server
+import os
+import shutil
+import threading
+import time
+from html.parser import HTMLParser
+from pathlib import Path
+from urllib.parse import unquote, urljoin, urlsplit
+
+import pytest
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+CHROMEDRIVER = shutil.which("chromedriver")
+
+
+def _require_chromium():
+    if CHROMIUM and CHROMEDRIVER:
+        return
+    reason = "Chromium not found: install Debian's chromium and chromium-driver packages"
+    if os.environ.get("CI"):
+        pytest.fail(reason + " (CI must run the browser test)")
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="module")
+def site_url(built_site):
+    handler = functools.partial(QuietHandler, directory=str(built_site))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/"
+    server.shutdown()
+
+
+class QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory):
+    _require_chromium()
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in [
+        "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync", "--disable-quic", "--no-first-run",
+        f"--user-data-dir={tmp_path_factory.mktemp('chromium')}", "--window-size=1280,1000",
+    ]:
+        options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
+    yield driver
+    driver.quit()
+
+
+def wait_for(driver, script, timeout=20):
+    """Poll a JavaScript expression until it is truthy; return its value."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = driver.execute_script(f"return {script}")
+        if value:
+            return value
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for: {script}")
+
+
+def open_page(driver, url):
+    driver.get(url)
+    wait_for(driver, "document.readyState === 'complete'")
+
+
+def console_errors(driver):
+    return [e["message"] for e in driver.get_log("browser") if e["level"] == "SEVERE"]
+
+
+def test_tangled_block_shows_its_file(browser, site_url):
+    open_page(browser, site_url + "chapters/01-configuration/")
+    titles = browser.execute_script(
+        "return [...document.querySelectorAll('.highlight .filename')].map(e => e.textContent)"
+    )
+    assert "src/llm_from_scratch/model.py" in titles and "Output" in titles
+    assert console_errors(browser) == []
+
+
+def test_formulas_are_typeset(browser, site_url):
+    open_page(browser, site_url + "chapters/03-layer-normalization/")
+    typeset = wait_for(browser, "document.querySelectorAll('.arithmatex mjx-container').length")
+    assert typeset > 0
+    raw = browser.execute_script(
+        "return [...document.querySelectorAll('.arithmatex')]"
+        ".filter(e => !e.querySelector('mjx-container')).map(e => e.textContent)"
+    )
+    assert raw == [], f"formulas left as TeX: {raw[:3]}"
+    assert "$$" not in browser.execute_script("return document.body.innerText")
+    assert console_errors(browser) == []
+
+
+def test_mermaid_chart_renders_to_svg(browser, site_url):
+    open_page(browser, site_url)
+    # Material draws each chart into the shadow root of its container.
+    wait_for(
+        browser,
+        "[...document.querySelectorAll('.mermaid')].some(e => e.shadowRoot && e.shadowRoot.querySelector('svg'))",
+    )
+    assert console_errors(browser) == []
+
+
+def test_search_finds_the_layernorm_chapter(browser, site_url):
+    open_page(browser, site_url)
+    browser.execute_script("document.querySelector('label.md-header__button[for=__search]').click()")
+    box = browser.find_element("css selector", "input.md-search__input")
+    box.send_keys("LayerNorm")
+    links = wait_for(
+        browser,
+        "[...document.querySelectorAll('.md-search-result__item a')].map(a => a.href).filter(h => h.includes('03-layer-normalization')).length",
+    )
+    assert links > 0
+    assert console_errors(browser) == []
+
+
+def test_lab_page_shows_its_figures(browser, site_url):
+    open_page(browser, site_url + "labs/layer_normalization/")
+    images = wait_for(
+        browser,
+        "[...document.querySelectorAll('.jupyter-wrapper img')].filter(i => i.complete && i.naturalWidth > 0).length",
+    )
+    assert images > 0
+    assert console_errors(browser) == []
+
+
+def test_each_chapter_offers_its_notebook_and_each_lab_its_script(browser, site_url):
+    open_page(browser, site_url + "chapters/07-transformer-block/")
+    href = browser.execute_script("return document.querySelector('a.lfs-download').href")
+    assert href.endswith("07-transformer-block.ipynb")
+    open_page(browser, site_url + "labs/transformer_block/")
+    href = browser.execute_script("return document.querySelector('a.lfs-download').href")
+    assert href.endswith("transformer_block.py")
+
+
+class _Links(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.links = []
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        for name in ("href", "src"):
+            if attrs.get(name) and tag in ("a", "img", "script", "link"):
+                self.links.append(attrs[name])
+
+
+def test_no_broken_internal_links(built_site):
+    broken = []
+    for page in built_site.rglob("*.html"):
+        parser = _Links()
+        parser.feed(page.read_text(encoding="utf-8"))
+        base = "/" + page.relative_to(built_site).as_posix()
+        for link in parser.links:
+            parts = urlsplit(link)
+            if parts.scheme or parts.netloc or link.startswith(("#", "mailto:", "data:")):
+                continue
+            target = built_site / unquote(urlsplit(urljoin(base, link)).path).lstrip("/")
+            if target.is_dir():
+                target = target / "index.html"
+            if not target.exists():
+                broken.append(f"{page.relative_to(built_site)} -> {link}")
+    assert broken == []
