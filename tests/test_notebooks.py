@@ -1,10 +1,10 @@
 """Each chapter's downloadable notebook, as the built site serves it, runs top to bottom."""
 
+from pathlib import Path
+
 import nbformat
 import pytest
 from nbclient import NotebookClient
-
-from pathlib import Path
 
 CHAPTERS = sorted(p.stem for p in (Path(__file__).parents[1] / "docs" / "chapters").glob("*.md"))
 

@@ -38,19 +38,19 @@ for name, t in [("input", x), ("Linear 1", hidden), ("GELU", activated), ("Linea
 #
 # Before GELU the 3072 hidden pre-activations of each token are spread roughly
 # symmetrically around zero. GELU lets the positive ones through almost unchanged and
-# squeezes the negative ones towards zero, never below its minimum of about -0.17. The
-# hidden layer ends up mostly "quiet", with a subset of units clearly switched on: each
-# unit acts as a soft detector for one pattern.
+# squeezes the whole negative half into a narrow band just below zero: GELU never goes
+# below its minimum of about -0.17. So each hidden unit is a soft switch: clearly "on"
+# when its pattern is present, close to "off" otherwise.
 
 # %%
 before = hidden.flatten()
 after = activated.flatten()
 print(f"hidden values:           {before.numel():,}")
 print(f"negative before GELU:    {(before < 0).float().mean():.1%}")
-print(f"smallest value after:    {after.min():.4f}")
-print(f"|value| < 0.05 after:    {(after.abs() < 0.05).float().mean():.1%}")
+print(f"range before GELU:       [{before.min():.4f}, {before.max():.4f}]")
+print(f"range after GELU:        [{after.min():.4f}, {after.max():.4f}]")
 
-fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.5), sharey=True)
+fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.5), sharex=True, sharey=True)
 ax1.hist(before.numpy(), bins=80, color="tab:blue")
 ax1.set_title("hidden pre-activations  $W_1x + b_1$")
 ax1.set_xlabel("value")
@@ -76,7 +76,7 @@ with torch.no_grad():
     whole = ffn(x)
     one_by_one = torch.stack([ffn(x[:, t]) for t in range(x.shape[1])], dim=1)
     shuffled = ffn(x[:, [3, 2, 1, 0]])  # reverse the token order
-print("whole == one by one:        ", torch.allclose(whole, one_by_one, atol=1e-5))
+print("whole == one by one:             ", torch.allclose(whole, one_by_one, atol=1e-5))
 print("reversing tokens reverses outputs:", torch.allclose(shuffled, whole[:, [3, 2, 1, 0]], atol=1e-5))
 
 # %% [markdown]
