@@ -5,6 +5,8 @@
 
 import torch
 
+from llm_from_scratch.model import KVCache
+
 
 # --- from docs/chapters/09-text-generation.md --------------------------------
 
@@ -60,21 +62,35 @@ def next_token_probabilities(logits, temperature=1.0, top_k=None, top_p=None):
 
 @torch.no_grad()
 def generate(model, idx, max_new_tokens, *, temperature=0.0, top_k=None, top_p=None,
-             eos_id=None, generator=None):
+             eos_id=None, generator=None, use_cache=True):
     """Extend each row of idx (batch, tokens) by up to max_new_tokens token ids.
 
     temperature 0 picks the most likely token (greedy); above 0 it samples, after
     keeping only the top_k tokens and/or the top_p probability mass. A row that emits
     eos_id is finished: it is padded with eos_id while the other rows go on, and
-    generation stops once every row is finished.
+    generation stops once every row is finished. With use_cache (chapter 11) the model
+    keeps the keys and values of past tokens and reads only the new token each step;
+    the tokens are the same as without it.
     """
     if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) or max_new_tokens < 0:
         raise ValueError(f"max_new_tokens must be an int >= 0, got {max_new_tokens!r}")
     _check_sampling(temperature, top_k, top_p)
     context_size = model.cfg.context_length
+    cache = KVCache(model.cfg.n_layers) if use_cache else None
+    unseen = idx[:, -context_size:]  # tokens the cache has not processed yet
     finished = torch.zeros(idx.shape[0], dtype=torch.bool, device=idx.device)
     for _ in range(max_new_tokens):
-        logits = model(idx[:, -context_size:])[:, -1, :]
+        if cache is not None and len(cache) + unseen.shape[1] > context_size:
+            # The window is full: from now on every step drops the oldest token, which
+            # shifts every position, so cached keys no longer apply. Recompute instead.
+            cache = None
+        window = idx[:, -context_size:]
+        if not use_cache:
+            logits = model(window)[:, -1, :]  # any callable from ids to logits will do
+        elif cache is not None:
+            logits = model(unseen, cache=cache, last_only=True)[:, -1, :]
+        else:
+            logits = model(window, last_only=True)[:, -1, :]
         if temperature == 0:
             next_id = logits.argmax(dim=-1, keepdim=True)
         else:
@@ -84,6 +100,7 @@ def generate(model, idx, max_new_tokens, *, temperature=0.0, top_k=None, top_p=N
             next_id = next_id.masked_fill(finished.unsqueeze(1), eos_id)
             finished |= next_id.squeeze(1) == eos_id
         idx = torch.cat([idx, next_id], dim=1)
+        unseen = next_id
         if eos_id is not None and bool(finished.all()):
             break
     return idx

@@ -7,6 +7,7 @@
 #   docs/chapters/07-transformer-block.md
 #   docs/chapters/08-gpt-model.md
 #   docs/chapters/10-gpt2.md
+#   docs/chapters/11-kv-cache.md
 
 
 from __future__ import annotations
@@ -176,7 +177,13 @@ class FeedForward(nn.Module):
 # --- from docs/chapters/07-transformer-block.md ------------------------------
 
 class MultiHeadAttention(nn.Module):
-    """Causal multi-head self-attention (the book's chapter 3), on PyTorch's fused kernel."""
+    """Causal multi-head self-attention (the book's chapter 3), on PyTorch's fused kernel.
+
+    x of shape (batch, tokens, d_in) -> (batch, tokens, d_out). Each of the num_heads heads
+    attends with its own d_out // num_heads slice of the query/key/value projections; a
+    position sees only itself and earlier positions. `context_length` is kept for the
+    book's signature: the fused kernel needs no stored mask.
+    """
 
     def __init__(self, d_in, d_out, context_length, dropout, num_heads, qkv_bias=False):
         super().__init__()
@@ -192,7 +199,7 @@ class MultiHeadAttention(nn.Module):
         self.W_value = nn.Linear(d_in, d_out, bias=qkv_bias)
         self.out_proj = nn.Linear(d_out, d_out)  # mixes what the heads found
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, cache=None) -> torch.Tensor:
         batch, num_tokens, _ = x.shape
 
         def split_heads(t):  # (batch, tokens, d_out) -> (batch, heads, tokens, head_dim)
@@ -201,19 +208,27 @@ class MultiHeadAttention(nn.Module):
         queries = split_heads(self.W_query(x))
         keys = split_heads(self.W_key(x))
         values = split_heads(self.W_value(x))
+        if cache is not None:
+            # Generation (chapter 11): prepend the keys and values of earlier tokens.
+            keys, values = cache.append(keys, values)
         # softmax(q k^T / sqrt(head_dim) + causal mask) v, with dropout on the weights:
         # the same computation as the explicit version above, in one fused kernel.
         context = F.scaled_dot_product_attention(
             queries, keys, values,
+            attn_mask=causal_mask(num_tokens, keys.shape[2], x.device),
             dropout_p=self.dropout if self.training else 0.0,
-            is_causal=True,
+            is_causal=keys.shape[2] == num_tokens,  # no cached tokens: the usual triangle
         )
         context = context.transpose(1, 2).reshape(batch, num_tokens, self.d_out)
         return self.out_proj(context)
 
 
 class TransformerBlock(nn.Module):
-    """Pre-norm block: x + attention(norm(x)), then x + feed_forward(norm(x))."""
+    """Pre-norm block: x + attention(norm(x)), then x + feed_forward(norm(x)).
+
+    Input and output have the same shape (batch, tokens, emb_dim), so blocks stack.
+    `cfg` may be a GPTConfig or the book's dict config.
+    """
 
     def __init__(self, cfg):
         super().__init__()
@@ -229,43 +244,56 @@ class TransformerBlock(nn.Module):
         self.ff = FeedForward(cfg)
         self.norm1 = LayerNorm(cfg.emb_dim)
         self.norm2 = LayerNorm(cfg.emb_dim)
-        self.drop_shortcut = nn.Dropout(cfg.drop_rate)
+        self.drop_shortcut = nn.Dropout(cfg.drop_rate)  # on each branch, before the add
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x + self.drop_shortcut(self.att(self.norm1(x)))
-        x = x + self.drop_shortcut(self.ff(self.norm2(x)))
+    def forward(self, x: torch.Tensor, cache=None) -> torch.Tensor:
+        x = x + self.drop_shortcut(self.att(self.norm1(x), cache))  # communicate
+        x = x + self.drop_shortcut(self.ff(self.norm2(x)))  # compute
         return x
 
 
 # --- from docs/chapters/08-gpt-model.md --------------------------------------
 
 class GPTModel(nn.Module):
-    """GPT-2: token + position embeddings, a stack of transformer blocks, a vocabulary head."""
+    """GPT-2: token + position embeddings, a stack of transformer blocks, a vocabulary head.
+
+    `cfg` is a GPTConfig or the book's dict config (e.g. GPT_CONFIG_124M). The forward
+    pass maps token ids of shape (batch, tokens) to logits (batch, tokens, vocab_size).
+    """
 
     def __init__(self, cfg):
         super().__init__()
         cfg = as_config(cfg)
         self.cfg = cfg
-        self.tok_emb = nn.Embedding(cfg.vocab_size, cfg.emb_dim)
-        self.pos_emb = nn.Embedding(cfg.context_length, cfg.emb_dim)
+        self.tok_emb = nn.Embedding(cfg.vocab_size, cfg.emb_dim)  # one row per token id
+        self.pos_emb = nn.Embedding(cfg.context_length, cfg.emb_dim)  # one row per position
         self.drop_emb = nn.Dropout(cfg.drop_rate)
         self.trf_blocks = nn.Sequential(*[TransformerBlock(cfg) for _ in range(cfg.n_layers)])
         self.final_norm = LayerNorm(cfg.emb_dim)
-        self.out_head = nn.Linear(cfg.emb_dim, cfg.vocab_size, bias=False)
+        self.out_head = nn.Linear(cfg.emb_dim, cfg.vocab_size, bias=False)  # a score per token
         if cfg.tie_weights:
             # One tensor, two roles: reading tokens in and scoring tokens out.
             self.out_head.weight = self.tok_emb.weight
-        init_gpt2_weights(self)
+        init_gpt2_weights(self)  # GPT-2's initialisation (chapter 10)
 
-    def forward(self, in_idx: torch.Tensor) -> torch.Tensor:
-        """Token ids (batch, tokens) -> logits (batch, tokens, vocab_size)."""
-        check_token_ids(in_idx, self.cfg)
-        positions = torch.arange(in_idx.shape[1], device=in_idx.device)
+    def forward(self, in_idx: torch.Tensor, cache=None, last_only: bool = False) -> torch.Tensor:
+        """Token ids (batch, tokens) -> logits (batch, tokens, vocab_size).
+
+        For generation (chapters 9 and 11): `cache`, a KVCache, holds the keys and values
+        of the tokens seen before `in_idx`, whose positions therefore start after them;
+        `last_only=True` computes the logits of the last position only.
+        """
+        past = len(cache) if cache is not None else 0
+        check_token_ids(in_idx, self.cfg, past)
+        positions = torch.arange(past, past + in_idx.shape[1], device=in_idx.device)
         x = self.tok_emb(in_idx) + self.pos_emb(positions)  # (batch, tokens, emb_dim)
         x = self.drop_emb(x)
-        x = self.trf_blocks(x)
+        for i, block in enumerate(self.trf_blocks):
+            x = block(x, cache.layers[i] if cache is not None else None)
+        if last_only:
+            x = x[:, -1:, :]
         x = self.final_norm(x)
-        return self.out_head(x)
+        return self.out_head(x)  # (batch, tokens, vocab_size)
 
     @classmethod
     def from_pretrained(cls, path, **overrides) -> GPTModel:
@@ -275,23 +303,34 @@ class GPTModel(nn.Module):
         return load_gpt2(path, **overrides)
 
 
-def check_token_ids(in_idx, cfg) -> None:
-    """Fail with a message a learner can act on, not an index error deep inside torch."""
+# The index dtypes nn.Embedding accepts.
+TOKEN_ID_DTYPES = (torch.int64, torch.int32)
+
+
+def check_token_ids(in_idx, cfg, past: int = 0) -> None:
+    """Fail with a message a learner can act on, not an index error deep inside torch.
+
+    `past` is the number of tokens already held in a KV cache (chapter 11).
+    """
     if not isinstance(in_idx, torch.Tensor):
         raise TypeError(f"token ids must be a torch.Tensor, got {type(in_idx).__name__}")
-    if in_idx.dtype not in (torch.int64, torch.int32, torch.int16, torch.uint8, torch.int8):
+    if in_idx.dtype not in TOKEN_ID_DTYPES:
         raise TypeError(
-            f"token ids must be an integer tensor, got dtype {in_idx.dtype}; "
-            "use tokenizer ids, e.g. torch.tensor(ids, dtype=torch.long)"
+            f"token ids must be a torch.long (int64) or torch.int32 tensor, got dtype "
+            f"{in_idx.dtype}; use tokenizer ids, e.g. torch.tensor(ids, dtype=torch.long)"
         )
     if in_idx.dim() != 2:
         raise ValueError(
             f"token ids must have shape (batch, tokens), got {tuple(in_idx.shape)}; "
             "for a single sequence use ids.unsqueeze(0)"
         )
-    if in_idx.shape[1] > cfg.context_length:
+    if in_idx.shape[1] == 0:
+        raise ValueError("token ids must hold at least one token per row, got shape "
+                         f"{tuple(in_idx.shape)}")
+    if past + in_idx.shape[1] > cfg.context_length:
+        cached = f" after {past} cached tokens" if past else ""
         raise ValueError(
-            f"sequence of {in_idx.shape[1]} tokens is longer than context_length "
+            f"sequence of {in_idx.shape[1]} tokens{cached} is longer than context_length "
             f"{cfg.context_length}; keep the last {cfg.context_length} tokens "
             "(generation crops the context this way)"
         )
@@ -308,6 +347,8 @@ def init_gpt2_weights(model) -> None:
     """GPT-2's initialisation: N(0, 0.02) weights, zero biases, LayerNorm at identity,
     and residual output projections shrunk by 1/sqrt(2 * n_layers) so that the sum of
     2 * n_layers residual branches keeps a stable variance at the start of training."""
+    if all(p.is_meta for p in model.parameters()):
+        return  # built on the meta device: shapes only, no values to draw
     for module in model.modules():
         if isinstance(module, nn.Linear):
             nn.init.normal_(module.weight, mean=0.0, std=0.02)
@@ -315,7 +356,56 @@ def init_gpt2_weights(model) -> None:
                 nn.init.zeros_(module.bias)
         elif isinstance(module, nn.Embedding):
             nn.init.normal_(module.weight, mean=0.0, std=0.02)
+        elif isinstance(module, LayerNorm):  # already so when built; makes re-init complete
+            nn.init.ones_(module.scale)
+            nn.init.zeros_(module.shift)
+    # The two layers that write into the residual stream, in every block.
     residual_std = 0.02 / math.sqrt(2 * model.cfg.n_layers)
     for block in model.trf_blocks:
         nn.init.normal_(block.att.out_proj.weight, mean=0.0, std=residual_std)
         nn.init.normal_(block.ff.layers[2].weight, mean=0.0, std=residual_std)
+
+
+# --- from docs/chapters/11-kv-cache.md ---------------------------------------
+
+def causal_mask(num_queries: int, num_keys: int, device=None) -> torch.Tensor | None:
+    """Which keys each query may attend to when the queries are the last `num_queries`
+    of `num_keys` positions (the earlier ones come from a KV cache): True = allowed.
+
+    Returns None where no explicit mask is needed: without a cache the attention call
+    uses its built-in causal triangle, and a single new token may see every key.
+    """
+    if num_queries == num_keys or num_queries == 1:
+        return None
+    past = num_keys - num_queries
+    return torch.ones(num_queries, num_keys, dtype=torch.bool, device=device).tril(diagonal=past)
+
+
+class LayerKVCache:
+    """The keys and values one attention layer has computed so far,
+    each of shape (batch, heads, tokens, head_dim)."""
+
+    def __init__(self):
+        self.keys = None
+        self.values = None
+
+    def __len__(self) -> int:
+        return 0 if self.keys is None else self.keys.shape[2]
+
+    def append(self, keys: torch.Tensor, values: torch.Tensor):
+        """Add the new tokens' keys and values; return those of all tokens so far."""
+        if self.keys is not None:
+            keys = torch.cat([self.keys, keys], dim=2)
+            values = torch.cat([self.values, values], dim=2)
+        self.keys, self.values = keys, values
+        return keys, values
+
+
+class KVCache:
+    """One LayerKVCache per transformer block; len() is the number of cached tokens."""
+
+    def __init__(self, n_layers: int):
+        self.layers = [LayerKVCache() for _ in range(n_layers)]
+
+    def __len__(self) -> int:
+        return len(self.layers[0])

@@ -24,10 +24,8 @@ GPT2_FILES = {
 }
 # GPT-2's pre-tokenisation regex, as tiktoken writes it (faster, same splits).
 GPT2_PATTERN = r"""'(?:[sdmt]|ll|ve|re)| ?\p{L}++| ?\p{N}++| ?[^\s\p{L}\p{N}]++|\s++$|\s+(?!\S)|\s"""
-END_OF_TEXT = "<|endoftext|>"
-END_OF_TEXT_ID = 50256
-
-_cache_lock = threading.Lock()
+END_OF_TEXT = "<|endoftext|>"  # the one special token: it separates documents
+END_OF_TEXT_ID = 50256  # the last id of the vocabulary
 
 
 def _local_gpt2_files() -> dict[str, str]:
@@ -41,6 +39,9 @@ def _local_gpt2_files() -> dict[str, str]:
             raise ValueError(f"{path}: SHA-256 {digest} is not GPT-2's {expected}")
         paths[name] = str(path)
     return paths
+
+
+_cache_lock = threading.Lock()
 
 
 @contextlib.contextmanager

@@ -1,0 +1,207 @@
+"""Our GPTModel against transformers' GPT2LMHeadModel: same architecture, same weights.
+
+Every measurement runs both models side by side in one process, alternating which goes
+first, and reports medians and the ratio (transformers' time / ours: above 1 means we
+are faster). The machine may be shared and noisy; only the ratios are meaningful.
+
+    python benchmarks/bench_vs_transformers.py            # the full run (~10 minutes here)
+    python benchmarks/bench_vs_transformers.py --quick    # fewer repeats, shorter decodes
+    python benchmarks/bench_vs_transformers.py --json out.json --decode-plot decode.png
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import platform
+import statistics
+import tempfile
+import time
+
+import torch
+from transformers import GPT2Config, GPT2LMHeadModel
+
+from llm_from_scratch.generate import generate, generate_text_simple
+from llm_from_scratch.model import GPTConfig, GPTModel
+
+GPT2_SMALL = dict(n_embd=768, n_layer=12, n_head=12, n_positions=1024, vocab_size=50257)
+
+
+def build_pair(seed: int = 0):
+    """A random GPT-2 small in transformers, and ours loaded from its saved checkpoint."""
+    torch.manual_seed(seed)
+    hf = GPT2LMHeadModel(GPT2Config(**GPT2_SMALL, attn_implementation="sdpa")).eval()
+    with tempfile.TemporaryDirectory() as folder:
+        hf.save_pretrained(folder)
+        ours = GPTModel.from_pretrained(folder).eval()
+    ids = torch.randint(0, 50257, (1, 16))
+    with torch.no_grad():
+        gap = (ours(ids) - hf(ids).logits).abs().max().item()
+    assert gap < 1e-3, f"the two models disagree (max |logit gap| {gap}); benchmark is void"
+    return ours, hf
+
+
+def timed(fn) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def side_by_side(ours_fn, hf_fn, repeats: int) -> dict:
+    """Median seconds for each, alternating the order every repeat (after one warm-up)."""
+    ours_fn(), hf_fn()
+    times = {"ours": [], "transformers": []}
+    for r in range(repeats):
+        pair = [("ours", ours_fn), ("transformers", hf_fn)]
+        for name, fn in pair if r % 2 == 0 else reversed(pair):
+            times[name].append(timed(fn))
+    ours, hf = statistics.median(times["ours"]), statistics.median(times["transformers"])
+    return {"ours_s": ours, "transformers_s": hf, "speedup": hf / ours}
+
+
+def matmul_peak(seconds: float = 3.0) -> float:
+    """Measured float32 matmul throughput (FLOP/s), best of repeated 2048^3 products."""
+    a, b = torch.randn(2048, 2048), torch.randn(2048, 2048)
+    best, deadline = float("inf"), time.perf_counter() + seconds
+    a @ b
+    while time.perf_counter() < deadline:
+        best = min(best, timed(lambda: a @ b))
+    return 2 * 2048**3 / best
+
+
+def forward_flops(cfg: GPTConfig, batch: int, tokens: int) -> float:
+    """Matmul FLOPs of one forward pass: weights (2 per multiply-add) plus attention."""
+    d, L, V = cfg.emb_dim, cfg.n_layers, cfg.vocab_size
+    per_token = 2 * (L * 12 * d * d + d * V)  # qkv + out proj (4d^2), FFN (8d^2), head
+    attention = 2 * 2 * L * tokens * tokens * d  # q k^T and weights @ v, full square
+    return batch * (tokens * per_token + attention)
+
+
+def peak_rss_mb(which: str, queue) -> None:
+    """Run in a fresh process: build one model, one (4, 256) forward, report peak RSS."""
+    torch.manual_seed(0)
+    if which == "ours":
+        model = GPTModel(GPTConfig.from_preset("gpt2-small")).eval()
+        run = lambda ids: model(ids)
+    else:
+        model = GPT2LMHeadModel(GPT2Config(**GPT2_SMALL, attn_implementation="sdpa")).eval()
+        run = lambda ids: model(ids).logits
+    with torch.no_grad():
+        run(torch.randint(0, 50257, (4, 256)))
+    # VmHWM, not ru_maxrss: the latter survives exec and would report the parent's peak.
+    with open("/proc/self/status") as status:
+        hwm_kb = next(int(line.split()[1]) for line in status if line.startswith("VmHWM:"))
+    queue.put(hwm_kb / 1024)
+
+
+def measure_peak_memory() -> dict:
+    context = multiprocessing.get_context("spawn")
+    result = {}
+    for which in ["ours", "transformers"]:
+        queue = context.Queue()
+        process = context.Process(target=peak_rss_mb, args=(which, queue))
+        process.start()
+        result[which + "_mb"] = queue.get()
+        process.join()
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="3 repeats, decodes of 32 tokens")
+    parser.add_argument("--repeats", type=int, default=None)
+    parser.add_argument("--json", help="also write the results to this file")
+    parser.add_argument("--decode-plot", help="plot decode time vs new tokens (PNG)")
+    args = parser.parse_args()
+    repeats = args.repeats or (3 if args.quick else 5)
+    torch.set_grad_enabled(False)
+    results = {
+        "machine": f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads",
+        "torch": torch.__version__,
+    }
+
+    peak = matmul_peak()
+    results["matmul_peak_gflops"] = peak / 1e9
+    print(f"machine: {results['machine']}; torch {torch.__version__}; matmul peak {peak / 1e9:.0f} GFLOP/s")
+
+    results["construction"] = side_by_side(
+        lambda: GPTModel(GPTConfig.from_preset("gpt2-small")),
+        lambda: GPT2LMHeadModel(GPT2Config(**GPT2_SMALL)),
+        repeats,
+    )
+    ours, hf = build_pair()
+    cfg = ours.cfg
+    print(f"construction: ours {results['construction']['ours_s']:.2f} s, "
+          f"transformers {results['construction']['transformers_s']:.2f} s")
+
+    print("\nforward (median s)          ours  transformers  speedup   MFU (ours)")
+    for batch, tokens in [(1, 128), (1, 512), (4, 256)]:
+        ids = torch.randint(0, cfg.vocab_size, (batch, tokens))
+        r = side_by_side(lambda: ours(ids), lambda: hf(ids).logits, repeats)
+        r["mfu"] = forward_flops(cfg, batch, tokens) / r["ours_s"] / peak
+        results[f"forward_{batch}x{tokens}"] = r
+        print(f"  ({batch}, {tokens}){'':<18}{r['ours_s']:.3f}  {r['transformers_s']:.3f}"
+              f"{'':<7}{r['speedup']:.2f}x    {r['mfu']:.0%}")
+
+    ids = torch.randint(0, cfg.vocab_size, (2, 256))
+    ours.train(), hf.train()  # dropout is 0.1 in both: the same work
+    with torch.enable_grad():
+        def step(model, logits_of):
+            model.zero_grad(set_to_none=True)
+            logits_of(ids).float().sum().backward()
+        r = side_by_side(lambda: step(ours, ours), lambda: step(hf, lambda x: hf(x).logits), repeats)
+    ours.eval(), hf.eval()
+    results["forward_backward_2x256"] = r
+    print(f"  fwd+bwd (2, 256){'':<11}{r['ours_s']:.3f}  {r['transformers_s']:.3f}{'':<7}{r['speedup']:.2f}x")
+
+    prompt = torch.randint(0, cfg.vocab_size, (1, 8))
+    lengths = [32] if args.quick else [64, 256]
+    print("\ngreedy decoding (median s)  ours  transformers  speedup")
+    decode_repeats = max(1, repeats // 2 + 1)
+    for n in lengths:
+        for cached in (True, False):
+            hf_call = lambda: hf.generate(prompt, attention_mask=torch.ones_like(prompt), max_new_tokens=n,
+                                          min_new_tokens=n, do_sample=False, use_cache=cached, pad_token_id=0)
+            r = side_by_side(lambda: generate(ours, prompt, n, use_cache=cached), hf_call, decode_repeats)
+            r["tokens_per_s"] = n / r["ours_s"]
+            results[f"decode_{n}_{'cache' if cached else 'nocache'}"] = r
+            print(f"  {n} tokens, cache={'on ' if cached else 'off'}{'':<6}{r['ours_s']:.2f}  "
+                  f"{r['transformers_s']:.2f}{'':<8}{r['speedup']:.2f}x   ({r['tokens_per_s']:.1f} tokens/s ours)")
+        book = side_by_side(lambda: generate(ours, prompt, n),
+                            lambda: generate_text_simple(ours, prompt, n, cfg.context_length), decode_repeats)
+        results[f"decode_{n}_vs_generate_text_simple"] = book
+        print(f"  {n} tokens: cached generate is {book['speedup']:.1f}x faster than generate_text_simple")
+
+    results["peak_memory"] = measure_peak_memory()
+    m = results["peak_memory"]
+    print(f"\npeak RSS, build + (4, 256) forward: ours {m['ours_mb']:.0f} MB, "
+          f"transformers {m['transformers_mb']:.0f} MB")
+
+    if args.decode_plot:
+        plot_decode(ours, prompt, args.decode_plot, [8, 16, 32, 64, 128] if args.quick else [16, 32, 64, 128, 256])
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(results, f, indent=2)
+
+
+def plot_decode(model, prompt, path, lengths) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    with_cache = [timed(lambda: generate(model, prompt, n)) for n in lengths]
+    without = [timed(lambda: generate(model, prompt, n, use_cache=False)) for n in lengths]
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.plot(lengths, without, "o-", label="without cache (recompute the sequence)")
+    ax.plot(lengths, with_cache, "o-", label="with KV cache")
+    ax.set_xlabel("new tokens (greedy, 8-token prompt)")
+    ax.set_ylabel("seconds")
+    ax.set_title("GPT-2 small decoding time on this machine's CPU")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,174 @@
+"""The command line of chapter 10: `python -m llm_from_scratch info | generate`.
+
+The main paths run in a subprocess, exactly as a user types them; the many small argument
+checks call `main(argv)` in-process, which returns the same exit status.
+"""
+
+import shutil
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from llm_from_scratch.__main__ import main
+from llm_from_scratch.model import GPTConfig, GPTModel
+from llm_from_scratch.pretrained import save_gpt2
+
+
+def run(*args, timeout=300):
+    return subprocess.run([sys.executable, "-m", "llm_from_scratch", *args],
+                          capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def weights(tmp_path_factory):
+    """A small random GPT-2 with GPT-2's vocabulary, saved as a checkpoint directory."""
+    torch.manual_seed(123)
+    cfg = GPTConfig(context_length=64, emb_dim=32, n_heads=4, n_layers=2, qkv_bias=True, tie_weights=True)
+    return save_gpt2(GPTModel(cfg), tmp_path_factory.mktemp("weights"))
+
+
+# --- in a subprocess -----------------------------------------------------------
+
+
+def test_info_subprocess():
+    result = run("info")
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert out.startswith("gpt2-small\n")
+    assert "emb_dim         768" in out and "n_layers        12" in out
+    assert "124,439,808" in out and "163,037,184" in out  # tied and untied
+    assert "474.7 MB" in out and "237.4 MB" in out  # float32 and bfloat16, tied
+
+
+def test_generate_subprocess_without_weights_says_gibberish():
+    result = run("generate", "--prompt", "Hello, I am", "--max-new-tokens", "3", "--seed", "123")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("Hello, I am")
+    assert len(result.stdout.rstrip("\n")) > len("Hello, I am")
+    assert "random weights" in result.stderr and "gibberish" in result.stderr
+
+
+def test_generate_subprocess_with_weights(weights, capsys):
+    args = ["generate", "--weights", str(weights), "--prompt", "Hello, I am",
+            "--max-new-tokens", "4", "--temperature", "0.8", "--top-k", "20", "--seed", "5"]
+    result = run(*args)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("Hello, I am")
+    assert "gibberish" not in result.stderr  # real weights: no note
+    assert main(args) == 0  # the same seed samples the same text in another process
+    assert capsys.readouterr().out == result.stdout
+
+
+def test_bad_value_subprocess_exits_2():
+    result = run("generate", "--prompt", "Hello", "--temperature", "-1")
+    assert result.returncode == 2
+    assert "argument --temperature: must be a number >= 0, got -1" in result.stderr
+    assert result.stderr.startswith("usage: python -m llm_from_scratch generate")
+    assert result.stdout == ""
+
+
+def test_missing_weights_subprocess_exits_1(tmp_path):
+    result = run("generate", "--prompt", "Hello", "--weights", str(tmp_path / "nowhere"))
+    assert result.returncode == 1
+    assert result.stderr.startswith("error: no checkpoint directory")
+    assert "nowhere" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.skipif(shutil.which("llm-from-scratch") is None, reason="console script not installed")
+def test_console_script():
+    result = subprocess.run(["llm-from-scratch", "info", "--preset", "gpt2-medium"],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert "354,823,168" in result.stdout
+
+
+# --- in-process: every argument check --------------------------------------------
+
+
+@pytest.mark.parametrize("argv, message", [
+    ([], "the following arguments are required: command"),
+    (["train"], "invalid choice: 'train'"),
+    (["generate"], "the following arguments are required: --prompt"),
+    (["generate", "--prompt", ""], "--prompt: must not be empty"),
+    (["generate", "--prompt", "x", "--temperature", "nan"], "must be a number >= 0, got nan"),
+    (["generate", "--prompt", "x", "--temperature", "warm"], "expected a number >= 0, got 'warm'"),
+    (["generate", "--prompt", "x", "--top-k", "0"], "--top-k: must be an integer >= 1, got 0"),
+    (["generate", "--prompt", "x", "--top-k", "2.5"], "--top-k: expected an integer >= 1, got '2.5'"),
+    (["generate", "--prompt", "x", "--top-p", "1.5"], "--top-p: must be in (0, 1], got 1.5"),
+    (["generate", "--prompt", "x", "--top-p", "0"], "--top-p: must be in (0, 1], got 0"),
+    (["generate", "--prompt", "x", "--max-new-tokens", "-3"], "must be an integer >= 0, got -3"),
+    (["generate", "--prompt", "x", "--preset", "gpt3"], "invalid choice: 'gpt3'"),
+    (["generate", "--prompt", "x", "--preset", "gpt2-xl", "--weights", "d"], "not allowed with argument"),
+    (["info", "--preset", "gpt2-huge"], "invalid choice: 'gpt2-huge'"),
+])
+def test_usage_errors_exit_2(argv, message, capsys):
+    assert main(argv) == 2
+    captured = capsys.readouterr()
+    assert message in captured.err
+    assert captured.out == ""
+
+
+def test_version_and_help_exit_0(capsys):
+    assert main(["--version"]) == 0
+    assert capsys.readouterr().out.startswith("python -m llm_from_scratch ")
+    assert main(["--help"]) == 0
+    out = capsys.readouterr().out
+    assert "info" in out and "generate" in out
+    assert main(["generate", "--help"]) == 0
+    out = capsys.readouterr().out
+    for option in ("--prompt", "--max-new-tokens", "--temperature", "--top-k", "--top-p",
+                   "--seed", "--weights", "--preset"):
+        assert option in out
+
+
+def test_info_every_preset_in_process(capsys):
+    expected = {"gpt2-small": ("124,439,808", "163,037,184"),
+                "gpt2-medium": ("354,823,168", "406,286,336"),
+                "gpt2-large": ("774,030,080", "838,359,040"),
+                "gpt2-xl": ("1,557,611,200", "1,638,022,400")}
+    for preset, (tied, untied) in expected.items():
+        assert main(["info", "--preset", preset]) == 0
+        out = capsys.readouterr().out
+        assert out.startswith(preset + "\n")
+        counts = next(line for line in out.splitlines() if line.startswith("parameters")).split()
+        assert counts[1:] == [tied, untied]
+
+
+def test_generate_in_process(weights, capsys):
+    """Greedy output is reproducible, and 0 new tokens prints just the prompt."""
+    argv = ["generate", "--weights", str(weights), "--prompt", "Hello, I am", "--max-new-tokens", "5"]
+    assert main(argv) == 0
+    greedy = capsys.readouterr().out
+    assert greedy.startswith("Hello, I am") and greedy.endswith("\n")
+    assert main(argv) == 0
+    assert capsys.readouterr().out == greedy  # greedy decoding does not depend on chance
+    assert main(argv + ["--max-new-tokens", "0"]) == 0
+    assert capsys.readouterr().out == "Hello, I am\n"
+
+
+def test_seed_changes_sampling(weights, capsys):
+    base = ["generate", "--weights", str(weights), "--prompt", "Hi", "--max-new-tokens", "8",
+            "--temperature", "1.5"]
+    texts = set()
+    for seed in ("1", "2", "3"):
+        assert main(base + ["--seed", seed]) == 0
+        texts.add(capsys.readouterr().out)
+    assert len(texts) > 1
+
+
+def test_checkpoint_with_a_small_vocabulary_is_a_clear_error(tmp_path, capsys):
+    cfg = GPTConfig(vocab_size=101, context_length=16, emb_dim=32, n_heads=4, n_layers=1, qkv_bias=True)
+    save_gpt2(GPTModel(cfg), tmp_path)
+    assert main(["generate", "--weights", str(tmp_path), "--prompt", "Hello"]) == 1
+    err = capsys.readouterr().err
+    assert "vocabulary has 101 tokens" in err and "GPT-2's tokenizer" in err
+
+
+def test_corrupt_checkpoint_exits_1(weights, tmp_path, capsys):
+    (tmp_path / "config.json").write_bytes((weights / "config.json").read_bytes())
+    (tmp_path / "model.safetensors").write_bytes(b"not a safetensors file")
+    assert main(["generate", "--weights", str(tmp_path), "--prompt", "Hello"]) == 1
+    assert "truncated or corrupt" in capsys.readouterr().err
