@@ -60,6 +60,13 @@ def browser(tmp_path_factory):
         options.add_argument(flag)
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
+    # Material draws mermaid charts into *closed* shadow roots; open them so the test can
+    # look inside, as a reader's eyes can.
+    driver.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": (
+        "const attach = Element.prototype.attachShadow;"
+        "Element.prototype.attachShadow = function (init) {"
+        "  return attach.call(this, Object.assign({}, init, {mode: 'open'})); };"
+    )})
     yield driver
     driver.quit()
 
@@ -108,11 +115,12 @@ def test_formulas_are_typeset(browser, site_url):
 
 def test_mermaid_chart_renders_to_svg(browser, site_url):
     open_page(browser, site_url)
-    # Material draws each chart into the shadow root of its container.
-    wait_for(
+    charts = wait_for(
         browser,
-        "[...document.querySelectorAll('.mermaid')].some(e => e.shadowRoot && e.shadowRoot.querySelector('svg'))",
+        "[...document.querySelectorAll('div.mermaid')].filter(e => e.shadowRoot &&"
+        " e.shadowRoot.querySelector('svg g.node')).length",
     )
+    assert charts == browser.execute_script("return document.querySelectorAll('.mermaid').length")
     assert console_errors(browser) == []
 
 

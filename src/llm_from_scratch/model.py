@@ -368,25 +368,12 @@ def init_gpt2_weights(model) -> None:
 
 # --- from docs/chapters/11-kv-cache.md ---------------------------------------
 
-def causal_mask(num_queries: int, num_keys: int, device=None) -> torch.Tensor | None:
-    """Which keys each query may attend to when the queries are the last `num_queries`
-    of `num_keys` positions (the earlier ones come from a KV cache): True = allowed.
-
-    Returns None where no explicit mask is needed: without a cache the attention call
-    uses its built-in causal triangle, and a single new token may see every key.
-    """
-    if num_queries == num_keys or num_queries == 1:
-        return None
-    past = num_keys - num_queries
-    return torch.ones(num_queries, num_keys, dtype=torch.bool, device=device).tril(diagonal=past)
-
-
 class LayerKVCache:
     """The keys and values one attention layer has computed so far,
     each of shape (batch, heads, tokens, head_dim)."""
 
     def __init__(self):
-        self.keys = None
+        self.keys = None  # nothing cached yet
         self.values = None
 
     def __len__(self) -> int:
@@ -395,6 +382,7 @@ class LayerKVCache:
     def append(self, keys: torch.Tensor, values: torch.Tensor):
         """Add the new tokens' keys and values; return those of all tokens so far."""
         if self.keys is not None:
+            # dim 2 is the token dimension: the new tokens go after the cached ones.
             keys = torch.cat([self.keys, keys], dim=2)
             values = torch.cat([self.values, values], dim=2)
         self.keys, self.values = keys, values
@@ -408,4 +396,18 @@ class KVCache:
         self.layers = [LayerKVCache() for _ in range(n_layers)]
 
     def __len__(self) -> int:
-        return len(self.layers[0])
+        return len(self.layers[0])  # every layer holds the same tokens
+
+
+def causal_mask(num_queries: int, num_keys: int, device=None) -> torch.Tensor | None:
+    """Which keys each query may attend to when the queries are the last `num_queries`
+    of `num_keys` positions (the earlier ones come from a KV cache): True = allowed.
+
+    Returns None where no explicit mask is needed: without a cache the attention call
+    uses its built-in causal triangle, and a single new token may see every key.
+    """
+    if num_queries == num_keys or num_queries == 1:
+        return None
+    past = num_keys - num_queries  # cached tokens before the first query
+    # Query i is position past + i: it sees keys 0 .. past + i, a triangle shifted right.
+    return torch.ones(num_queries, num_keys, dtype=torch.bool, device=device).tril(diagonal=past)

@@ -1,5 +1,10 @@
 """Turn a chapter page into a Jupyter notebook: prose as Markdown cells, Python blocks as
-code cells, shown outputs dropped (running the notebook prints them again)."""
+code cells, shown outputs dropped (running the notebook prints them again).
+
+Blocks tangled into a `__main__.py` are a program's entry point: in a notebook, whose
+namespace is also called `__main__`, they would run the command line on the kernel's own
+arguments. They are shown as code in Markdown instead; the page's examples import them.
+"""
 
 from __future__ import annotations
 
@@ -17,6 +22,7 @@ def page_to_notebook(markdown: str, source: str, url: str = "") -> nbformat.Note
     cells = []
     prose: list[str] = []
     drop_next_fence = False
+    entry_point = False  # the next fence is tangled into a __main__.py
 
     def flush_prose():
         text = "\n".join(prose).strip("\n")
@@ -30,9 +36,12 @@ def page_to_notebook(markdown: str, source: str, url: str = "") -> nbformat.Note
         line = lines[i]
         fence = FENCE.match(line)
         if fence is None:
+            marker = MARKER.match(line)
             if EXPECTED_OUTPUT.match(line):
                 drop_next_fence = True
-            elif not (MARKER.match(line) or CODEBLOCKS_COMMENT.match(line)):
+            elif marker:
+                entry_point = marker["target"].endswith("/__main__.py")
+            elif not CODEBLOCKS_COMMENT.match(line):
                 prose.append(line)
             i += 1
             continue
@@ -45,11 +54,12 @@ def page_to_notebook(markdown: str, source: str, url: str = "") -> nbformat.Note
         i += 1
         if drop_next_fence:
             drop_next_fence = False
-        elif info == "python":
+        elif info == "python" and not entry_point:
             flush_prose()
             cells.append(nbformat.v4.new_code_cell("\n".join(body).strip("\n")))
         else:
             prose.extend([f"{ticks}{info}", *body, ticks])
+        entry_point = False
     flush_prose()
     where = f"[the site]({url})" if url else "the site"
     intro = (

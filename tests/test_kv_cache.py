@@ -1,0 +1,263 @@
+"""The KV cache (chapter 11): cached and uncached computation agree, in logits and tokens.
+
+The models are tiny and seeded. GPT-2's initialisation (std 0.02, zero biases) would
+weaken these tests: attention is then almost uniform, so a wrong mask moves the logits
+only a little, and the query/key/value biases are zero, so a cached path that lost them
+would go unnoticed. `scrambled` redraws every parameter at a larger scale, so that
+attention is sharp and every parameter matters.
+"""
+
+import pytest
+import torch
+
+from llm_from_scratch.generate import generate, generate_text_simple
+from llm_from_scratch.model import GPTConfig, GPTModel, KVCache, causal_mask
+
+CONFIGS = {
+    "base": dict(vocab_size=97, context_length=16, emb_dim=32, n_heads=4, n_layers=2),
+    "qkv_bias": dict(vocab_size=97, context_length=16, emb_dim=32, n_heads=4, n_layers=2,
+                     qkv_bias=True),
+    "3_layers_tied": dict(vocab_size=50, context_length=16, emb_dim=24, n_heads=3,
+                          n_layers=3, qkv_bias=True, tie_weights=True),
+    "1_head_1_layer": dict(vocab_size=61, context_length=16, emb_dim=16, n_heads=1,
+                           n_layers=1),
+}
+
+
+def scrambled(cfg_kwargs, seed=0):
+    """A model in eval mode whose every parameter is drawn from N(0, 0.3^2)."""
+    torch.manual_seed(seed)
+    model = GPTModel(GPTConfig(**cfg_kwargs)).eval()
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.copy_(torch.randn(p.shape, generator=generator) * 0.3)
+    return model
+
+
+def random_ids(cfg, batch, tokens, seed=1):
+    generator = torch.Generator().manual_seed(seed)
+    return torch.randint(0, cfg.vocab_size, (batch, tokens), generator=generator)
+
+
+def assert_logits_close(actual, expected):
+    # float32 sums in another order differ in the last bits; logits here are O(1..10).
+    assert actual.shape == expected.shape
+    torch.testing.assert_close(actual, expected, atol=1e-4, rtol=1e-4)
+
+
+class Spy:
+    """Wraps a model: records (tokens fed, shape, cache object, last_only) of every call."""
+
+    def __init__(self, model):
+        self.model, self.cfg, self.calls = model, model.cfg, []
+
+    def __call__(self, idx, **kwargs):
+        self.calls.append(dict(shape=tuple(idx.shape), cache=kwargs.get("cache"),
+                               last_only=kwargs.get("last_only", False), kwargs=set(kwargs)))
+        return self.model(idx, **kwargs)
+
+
+@pytest.fixture(scope="module", params=list(CONFIGS), ids=list(CONFIGS))
+def model(request):
+    return scrambled(CONFIGS[request.param])
+
+
+# --- logits ------------------------------------------------------------------
+
+
+def test_scrambled_models_are_sensitive(model):
+    """Sanity check of the fixture: attention is far from uniform and logits are O(1)."""
+    ids = random_ids(model.cfg, 2, 8)
+    with torch.no_grad():
+        logits = model(ids)
+    assert logits.abs().max() > 1.0
+
+
+def test_prefill_then_one_token_steps_equal_full_forward(model):
+    cfg = model.cfg
+    ids = random_ids(cfg, 2, cfg.context_length)
+    cache = KVCache(cfg.n_layers)
+    with torch.no_grad():
+        full = model(ids)
+        pieces = [model(ids[:, :3], cache=cache)]
+        assert len(cache) == 3
+        for t in range(3, cfg.context_length):
+            pieces.append(model(ids[:, t:t + 1], cache=cache))
+            assert len(cache) == t + 1
+    assert_logits_close(torch.cat(pieces, dim=1), full)
+
+
+@pytest.mark.parametrize("chunks", [[3, 5, 1, 7], [1, 1, 6, 8], [8, 8], [2, 3, 4, 5, 2], [16]])
+def test_chunked_prefill_after_a_cached_prefix_equals_full_forward(model, chunks):
+    # A chunk of several tokens after cached ones attends with causal_mask(n > 1, past > 0).
+    cfg = model.cfg
+    assert sum(chunks) == cfg.context_length
+    ids = random_ids(cfg, 3, cfg.context_length, seed=2)
+    cache = KVCache(cfg.n_layers)
+    pieces, start = [], 0
+    with torch.no_grad():
+        full = model(ids)
+        for size in chunks:
+            pieces.append(model(ids[:, start:start + size], cache=cache))
+            start += size
+    assert len(cache) == cfg.context_length
+    assert_logits_close(torch.cat(pieces, dim=1), full)
+
+
+def test_cache_holds_keys_and_values_of_every_layer(model):
+    cfg = model.cfg
+    cache = KVCache(cfg.n_layers)
+    with torch.no_grad():
+        model(random_ids(cfg, 2, 5), cache=cache)
+        model(random_ids(cfg, 2, 1, seed=3), cache=cache)
+    assert len(cache.layers) == cfg.n_layers
+    for layer in cache.layers:
+        assert len(layer) == 6
+        assert layer.keys.shape == layer.values.shape == (2, cfg.n_heads, 6, cfg.head_dim)
+
+
+@pytest.mark.parametrize("num_queries, num_keys", [(2, 5), (3, 5), (4, 7), (5, 6), (7, 16)])
+def test_causal_mask_is_the_bottom_rows_of_the_full_triangle(num_queries, num_keys):
+    mask = causal_mask(num_queries, num_keys)
+    full = torch.ones(num_keys, num_keys, dtype=torch.bool).tril()
+    assert mask.dtype == torch.bool
+    assert torch.equal(mask, full[num_keys - num_queries:])
+
+
+@pytest.mark.parametrize("num_queries, num_keys", [(1, 1), (5, 5), (1, 9), (16, 16)])
+def test_causal_mask_is_none_where_no_mask_is_needed(num_queries, num_keys):
+    assert causal_mask(num_queries, num_keys) is None
+
+
+def test_last_only_is_the_last_row_of_the_full_logits(model):
+    cfg = model.cfg
+    ids = random_ids(cfg, 2, 9)
+    with torch.no_grad():
+        full = model(ids)
+        last = model(ids, last_only=True)
+        cache = KVCache(cfg.n_layers)
+        model(ids[:, :4], cache=cache)
+        last_cached = model(ids[:, 4:], cache=cache, last_only=True)
+    assert last.shape == (2, 1, cfg.vocab_size)
+    assert_logits_close(last, full[:, -1:])
+    assert_logits_close(last_cached, full[:, -1:])
+
+
+def test_a_step_past_context_length_is_rejected_and_leaves_the_cache_alone(model):
+    cfg = model.cfg
+    ids = random_ids(cfg, 1, cfg.context_length + 1)
+    cache = KVCache(cfg.n_layers)
+    with torch.no_grad():
+        model(ids[:, :cfg.context_length], cache=cache)
+        with pytest.raises(ValueError, match="context_length"):
+            model(ids[:, cfg.context_length:], cache=cache)
+        assert len(cache) == cfg.context_length
+
+        cache = KVCache(cfg.n_layers)
+        model(ids[:, :10], cache=cache)
+        with pytest.raises(ValueError, match=r"after 10 cached tokens .*context_length"):
+            model(ids[:, 10:], cache=cache)  # 7 more tokens would make 17 > 16
+        assert len(cache) == 10
+
+
+# --- generation --------------------------------------------------------------
+
+
+@pytest.mark.parametrize("prompt_length, new_tokens", [(5, 8), (5, 30), (1, 20), (20, 6)])
+def test_greedy_tokens_are_the_same_with_and_without_the_cache(model, prompt_length, new_tokens):
+    # (5, 30) and (1, 20) run past the 16-token window; (20, 6) starts past it.
+    cfg = model.cfg
+    prompt = random_ids(cfg, 3, prompt_length)
+    cached = generate(model, prompt, max_new_tokens=new_tokens)
+    uncached = generate(model, prompt, max_new_tokens=new_tokens, use_cache=False)
+    book = generate_text_simple(model, prompt, max_new_tokens=new_tokens,
+                                context_size=cfg.context_length)
+    assert cached.shape == (3, prompt_length + new_tokens)
+    assert torch.equal(cached, uncached)
+    assert torch.equal(cached, book)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("settings", [dict(temperature=1.0), dict(temperature=0.7, top_k=10),
+                                      dict(temperature=1.5, top_p=0.9)], ids=str)
+def test_sampled_tokens_are_the_same_with_the_same_generator_seed(model, seed, settings):
+    prompt = random_ids(model.cfg, 2, 4)
+
+    def sample(use_cache):
+        generator = torch.Generator().manual_seed(seed)
+        return generate(model, prompt, max_new_tokens=24, generator=generator,
+                        use_cache=use_cache, **settings)
+
+    cached, uncached = sample(True), sample(False)
+    assert cached.shape == (2, 28)
+    assert torch.equal(cached, uncached)
+
+
+def test_end_of_text_stops_the_same_with_and_without_the_cache(model):
+    prompt = random_ids(model.cfg, 3, 4)
+    free = generate(model, prompt, max_new_tokens=10)
+    eos = int(free[0, 6])  # a token row 0 is certain to emit: it will stop there
+    cached = generate(model, prompt, max_new_tokens=10, eos_id=eos)
+    uncached = generate(model, prompt, max_new_tokens=10, eos_id=eos, use_cache=False)
+    assert torch.equal(cached, uncached)
+    assert (cached[0, 6:] == eos).all()
+
+
+@pytest.mark.parametrize("prompt_length, new_tokens", [(5, 1), (5, 6), (3, 13)])
+def test_cache_length_after_generation(prompt_length, new_tokens):
+    # The last new token is never fed back, so the cache holds prompt + new - 1 tokens.
+    model = scrambled(CONFIGS["base"])
+    spy = Spy(model)
+    out = generate(spy, random_ids(model.cfg, 2, prompt_length), max_new_tokens=new_tokens)
+    caches = {id(call["cache"]): call["cache"] for call in spy.calls}
+    assert len(caches) == 1  # one cache, used for the whole generation
+    (cache,) = caches.values()
+    assert out.shape == (2, prompt_length + new_tokens)
+    assert len(cache) == prompt_length + new_tokens - 1
+    for layer in cache.layers:
+        assert layer.keys.shape == (2, 4, prompt_length + new_tokens - 1, 8)
+
+
+def test_generate_feeds_one_token_per_step_after_the_prefill():
+    model = scrambled(CONFIGS["base"])
+    context, prompt_length, new_tokens = model.cfg.context_length, 5, 20
+    spy = Spy(model)
+    generate(spy, random_ids(model.cfg, 2, prompt_length), max_new_tokens=new_tokens)
+    shapes = [call["shape"] for call in spy.calls]
+    one_token_steps = context - prompt_length  # until the cache holds the full window
+    full_windows = new_tokens - 1 - one_token_steps
+    assert shapes == ([(2, prompt_length)] + [(2, 1)] * one_token_steps
+                      + [(2, context)] * full_windows)
+    with_cache = [call["cache"] is not None for call in spy.calls]
+    assert with_cache == [True] * (1 + one_token_steps) + [False] * full_windows
+    assert all(call["last_only"] for call in spy.calls)
+
+
+def test_generate_without_the_cache_passes_only_the_ids():
+    # Chapter 9 promises that use_cache=False works with any callable from ids to logits.
+    model = scrambled(CONFIGS["base"])
+    spy = Spy(model)
+    generate(spy, random_ids(model.cfg, 1, 5), max_new_tokens=4, use_cache=False)
+    assert [call["shape"] for call in spy.calls] == [(1, 5), (1, 6), (1, 7), (1, 8)]
+    assert all(call["kwargs"] == set() for call in spy.calls)
+
+
+def test_a_bfloat16_model_generates_with_the_cache():
+    model = scrambled(CONFIGS["qkv_bias"]).to(torch.bfloat16)
+    cfg = model.cfg
+    prompt = random_ids(cfg, 2, 5)
+    out = generate(model, prompt, max_new_tokens=20)  # past the 16-token window too
+    assert out.shape == (2, 25) and out.dtype == torch.long
+    assert torch.equal(out[:, :5], prompt)
+    assert int(out.min()) >= 0 and int(out.max()) < cfg.vocab_size
+
+    cache = KVCache(cfg.n_layers)
+    with torch.no_grad():
+        full = model(prompt)
+        model(prompt[:, :4], cache=cache)
+        step = model(prompt[:, 4:], cache=cache)
+    assert cache.layers[0].keys.dtype == torch.bfloat16
+    assert step.dtype == torch.bfloat16 and step.shape == (2, 1, cfg.vocab_size)
+    # bfloat16 keeps about 3 significant digits: agreement only up to its rounding.
+    torch.testing.assert_close(step.float(), full[:, -1:].float(), atol=0.1, rtol=0.02)
