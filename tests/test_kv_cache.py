@@ -178,7 +178,7 @@ def test_greedy_tokens_are_the_same_with_and_without_the_cache(model, prompt_len
     assert torch.equal(cached, book)
 
 
-@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("seed", [0, 1])
 @pytest.mark.parametrize("settings", [dict(temperature=1.0), dict(temperature=0.7, top_k=10),
                                       dict(temperature=1.5, top_p=0.9)], ids=str)
 def test_sampled_tokens_are_the_same_with_the_same_generator_seed(model, seed, settings):

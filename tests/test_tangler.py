@@ -87,6 +87,7 @@ def test_codeblocks_comments_may_stand_between_marker_and_fence(tmp_path):
         ("<!-- tangle: src/llm_from_scratch/notes.txt -->\n~~~python\nx = 1\n~~~\n", 1, "not a .py file"),
         ('<!-- tangle: src/llm_from_scratch/model.py -->\n~~~python title="x"\nx = 1\n~~~\n', 2, "plain ```python"),
         ("<!-- tangle src/llm_from_scratch/model.py -->\n~~~python\nx = 1\n~~~\n", 1, "malformed tangle marker"),
+        ("<!-- tangle: src/llm_from_scratch/a.py -->\n<!-- tangle: src/llm_from_scratch/b.py -->\n~~~python\nx = 1\n~~~\n", 2, "a second tangle marker"),
         ("\n\n<!-- tangle: src/llm_from_scratch/model.py -->\n~~~python\ndef f(:\n~~~\n", 5, "in tangled block"),
     ],
 )

@@ -27,6 +27,9 @@ def generate_text_simple(model, idx, max_new_tokens, context_size):
 
 def _check_sampling(temperature, top_k, top_p):
     """Reject settings that have no meaning, naming the parameter and its allowed values."""
+    for name, value in [("temperature", temperature), ("top_p", top_p)]:
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
+            raise TypeError(f"{name} must be a number, got {value!r}")
     if not temperature >= 0:  # written this way round so that NaN is rejected too
         raise ValueError(f"temperature must be >= 0 (0 means greedy), got {temperature}")
     if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1):
@@ -74,6 +77,12 @@ def generate(model, idx, max_new_tokens, *, temperature=0.0, top_k=None, top_p=N
     """
     if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) or max_new_tokens < 0:
         raise ValueError(f"max_new_tokens must be an int >= 0, got {max_new_tokens!r}")
+    if not isinstance(idx, torch.Tensor) or idx.dim() != 2:
+        shape = tuple(idx.shape) if isinstance(idx, torch.Tensor) else type(idx).__name__
+        raise ValueError(
+            f"the prompt must be a tensor of token ids of shape (batch, tokens), got {shape}; "
+            "for one prompt use torch.tensor([ids]) or ids.unsqueeze(0)"
+        )
     _check_sampling(temperature, top_k, top_p)
     context_size = model.cfg.context_length
     cache = KVCache(model.cfg.n_layers) if use_cache else None

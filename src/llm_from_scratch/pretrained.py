@@ -78,18 +78,20 @@ def gpt2_checkpoint_shapes(cfg: GPTConfig) -> dict[str, tuple[int, ...]]:
 _GPT2_BUFFERS = re.compile(r"h\.\d+\.attn\.(bias|masked_bias)")
 
 
-def _names(keys, limit: int = 8) -> str:
-    keys = list(keys)
-    more = f", ... ({len(keys) - limit} more)" if len(keys) > limit else ""
-    return ", ".join(keys[:limit]) + more
+def _names(items, limit: int = 8, sep: str = ", ") -> str:
+    """At most limit items, then how many more there are: a message stays readable."""
+    items = list(items)
+    more = f"{sep}... and {len(items) - limit} more" if len(items) > limit else ""
+    return sep.join(items[:limit]) + more
 
 
 def convert_gpt2_state_dict(hf_state: dict, cfg: GPTConfig, source: str = "checkpoint") -> dict:
     """Translate a Hugging Face GPT-2 state dict into GPTModel's names and layouts.
 
     Accepts keys with or without the 'transformer.' prefix, skips the attention-mask
-    buffers, and raises CheckpointError naming every missing or unexpected key and every
-    wrong shape. Returns float32 tensors keyed like GPTModel(cfg).state_dict().
+    buffers, and raises CheckpointError naming the missing or unexpected keys and the
+    wrong shapes (the first 8 of each, then how many more). Returns float32 tensors keyed
+    like GPTModel(cfg).state_dict().
     """
     cfg = as_config(cfg)
     state, original = {}, {}
@@ -118,7 +120,7 @@ def convert_gpt2_state_dict(hf_state: dict, cfg: GPTConfig, source: str = "check
     if wrong:
         raise CheckpointError(
             f"{source} does not fit a GPT-2 with vocab_size={cfg.vocab_size}, context_length="
-            f"{cfg.context_length}, emb_dim={cfg.emb_dim}: " + "; ".join(wrong))
+            f"{cfg.context_length}, emb_dim={cfg.emb_dim}: " + _names(wrong, sep="; "))
 
     wte = state["wte.weight"]
     head = state.get("lm_head.weight")

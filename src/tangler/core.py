@@ -124,6 +124,11 @@ def check_marker_placement(text: str, page: str) -> None:
         while following < len(lines) and CODEBLOCKS_COMMENT.match(lines[following]):
             following += 1
         nxt = lines[following] if following < len(lines) else ""
+        if MARKER.match(nxt):
+            raise TangleError(
+                f"{page}:{following + 1}: a second tangle marker above one block; "
+                "a block is tangled into one file only"
+            )
         fence = FENCE.match(nxt)
         if fence is None:
             raise TangleError(
@@ -154,13 +159,11 @@ def read_page(path: Path, root: Path) -> list[Block]:
     check_marker_placement(text, page)
     blocks = []
     for fence in scan_fences(text, page):
-        markers = [MARKER.match(c) for c in fence.comments]
-        targets = [m["target"] for m in markers if m]
+        # check_marker_placement has made sure there is at most one marker here.
+        targets = [m["target"] for m in map(MARKER.match, fence.comments) if m]
         if not targets:
             continue
         marker_line = fence.line - len(fence.comments)
-        if len(targets) > 1:
-            raise TangleError(f"{page}:{marker_line}: a block can be tangled into one file only")
         check_target(targets[0], page, marker_line)
         blocks.append(Block(page, fence.line, targets[0], fence.code))
     return blocks
