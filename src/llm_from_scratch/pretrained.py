@@ -4,6 +4,7 @@
 
 
 import json
+import pickle
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -157,6 +158,41 @@ def convert_gpt2_state_dict(hf_state: dict, cfg: GPTConfig, source: str = "check
     return {name: t.to(torch.float32).contiguous() for name, t in ours.items()}
 
 
+# How a file written by torch.save begins: a zip archive (PyTorch 1.6 and later), or a
+# pickle of protocol 2 or above, whose first byte is 0x80 (older files, such as GPT-2's).
+_TORCH_FILE_STARTS = (b"PK\x03\x04", b"\x80")
+_ANSI_CODE = re.compile(r"\x1b\[[0-9;]*m")  # colours and bold in PyTorch's messages
+
+
+def _why_unreadable(file: Path, err: Exception) -> str:
+    """Why torch.load(file, weights_only=True) raised err, in our words (never torch's
+    advice to retry with weights_only=False)."""
+    text = _ANSI_CODE.sub("", str(err))
+    refused = re.search(r"unsupported (?:global: )?GLOBAL ([\w.]+)", text, flags=re.IGNORECASE)
+    if isinstance(err, pickle.UnpicklingError) and refused:
+        return (f"{file}: refused, because loading it would run code: it asks for the global "
+                f"{refused.group(1).rstrip('.')}, and only plain tensors are accepted "
+                "(torch.load with weights_only=True). Do not load it with weights_only=False "
+                "unless you trust its source (if you wrote it with torch.save(model), save "
+                "model.state_dict() instead)")
+    with open(file, "rb") as f:
+        start = f.read(32)
+    if not any(start.startswith(magic) or magic.startswith(start) for magic in _TORCH_FILE_STARTS):
+        is_text = all(32 <= byte < 127 or byte in b"\t\n\r" for byte in start)
+        text_start = f", but with the text {start.decode()!r}" if is_text else ""
+        return (f"{file} is not a PyTorch checkpoint (it does not start like one{text_start}); "
+                "fetch it again")
+    if isinstance(err, pickle.UnpicklingError) and "WeightsUnpickler error:" in text:
+        reason = text.split("WeightsUnpickler error:", 1)[1].strip().split("\n")[0]
+        return (f"{file}: refused by torch.load with weights_only=True, which reads plain "
+                f"tensors only ({reason}); the file is damaged or was not written by "
+                "torch.save, fetch it again from a source you trust")
+    reason = text.split(". ")[0].strip().rstrip(".")  # the first sentence is the reason
+    return (f"{file}: cannot read it as a PyTorch checkpoint ({type(err).__name__}"
+            f"{': ' + reason if reason else ''}); the file may be truncated or corrupt, "
+            "fetch it again")
+
+
 SAFETENSORS_FILE = "model.safetensors"
 PICKLE_FILE = "pytorch_model.bin"
 
@@ -169,16 +205,21 @@ def read_checkpoint(directory) -> tuple[dict, Path]:
         file = directory / name
         if not file.is_file():
             continue
-        try:
-            if name == SAFETENSORS_FILE:
+        if file.stat().st_size == 0:
+            raise CheckpointError(f"{file} is empty (0 bytes): the download or copy did not "
+                                  "finish; fetch it again")
+        if name == SAFETENSORS_FILE:
+            try:
                 state = load_file(file, device="cpu")
-            else:
+            except Exception as err:  # a download that broke off, or not safetensors at all
+                raise CheckpointError(f"{file}: cannot read it as a safetensors checkpoint "
+                                      f"({type(err).__name__}: {err}); the file may be "
+                                      "truncated or corrupt, fetch it again") from err
+        else:
+            try:
                 state = torch.load(file, map_location="cpu", weights_only=True)
-        except Exception as err:  # truncated download, wrong format, not a checkpoint at all
-            kind = "safetensors" if name == SAFETENSORS_FILE else "PyTorch"
-            raise CheckpointError(f"{file}: cannot read it as a {kind} checkpoint "
-                                  f"({type(err).__name__}: {err}); the file may be truncated "
-                                  "or corrupt, fetch it again") from err
+            except Exception as err:
+                raise CheckpointError(_why_unreadable(file, err)) from err
         if not isinstance(state, dict) or not all(isinstance(t, torch.Tensor) for t in state.values()):
             raise CheckpointError(f"{file}: expected a dictionary of tensors")
         return state, file

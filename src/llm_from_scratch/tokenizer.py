@@ -96,12 +96,14 @@ def get_tokenizer() -> tiktoken.Encoding:
 
 def text_to_token_ids(text: str, tokenizer=None) -> torch.Tensor:
     """Encode text into a (1, num_tokens) tensor, ready to feed the model."""
+    if not isinstance(text, str):
+        raise TypeError(f"text must be a str, got {type(text).__name__}")
     tokenizer = tokenizer or get_tokenizer()
     ids = tokenizer.encode(text, allowed_special={END_OF_TEXT})
     return torch.tensor(ids, dtype=torch.long).unsqueeze(0)
 
 
-def token_ids_to_text(token_ids: torch.Tensor, tokenizer=None) -> str:
-    """Decode a (1, num_tokens) or (num_tokens,) tensor of ids back into text."""
+def token_ids_to_text(token_ids: torch.Tensor | list[int], tokenizer=None) -> str:
+    """Decode ids back into text: a (1, num_tokens) or (num_tokens,) tensor, or a list of ints."""
     tokenizer = tokenizer or get_tokenizer()
-    return tokenizer.decode(token_ids.reshape(-1).tolist())
+    return tokenizer.decode(torch.as_tensor(token_ids).reshape(-1).tolist())
