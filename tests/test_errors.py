@@ -356,10 +356,6 @@ def test_a_setting_that_is_not_a_number_is_a_type_error(model, kwargs, words):
         next_token_probabilities(torch.zeros(1, 10), **kwargs)
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="_check_sampling skips None for temperature too, so temperature=None fails in "
-                          "'not temperature >= 0' with Python's \"'>=' not supported between instances of "
-                          "'NoneType' and 'int'\" (reported to the lead)")
 def test_temperature_none_is_named(model):
     with pytest.raises(TypeError) as err:
         generate(model, torch.tensor([[1, 2, 3]]), 2, temperature=None)
@@ -466,6 +462,7 @@ PHRASES = {
     "tangler": [
         "unterminated code fence",
         "tangle marker with no code block after it",
+        "a second tangle marker above one block",
         "malformed tangle marker",
         "is not a .py file under",
         "a tangled block must open with a plain",

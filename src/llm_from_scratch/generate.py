@@ -27,8 +27,10 @@ def generate_text_simple(model, idx, max_new_tokens, context_size):
 
 def _check_sampling(temperature, top_k, top_p):
     """Reject settings that have no meaning, naming the parameter and its allowed values."""
-    for name, value in [("temperature", temperature), ("top_p", top_p)]:
-        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
+    for name, value, optional in [("temperature", temperature, False), ("top_p", top_p, True)]:
+        if value is None and optional:
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise TypeError(f"{name} must be a number, got {value!r}")
     if not temperature >= 0:  # written this way round so that NaN is rejected too
         raise ValueError(f"temperature must be >= 0 (0 means greedy), got {temperature}")
