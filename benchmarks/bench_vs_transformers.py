@@ -4,7 +4,7 @@ Every measurement runs both models side by side in one process, alternating whic
 first, and reports medians and the ratio (transformers' time / ours: above 1 means we
 are faster). The machine may be shared and noisy; only the ratios are meaningful.
 
-    python benchmarks/bench_vs_transformers.py            # the full run (~10 minutes here)
+    python benchmarks/bench_vs_transformers.py            # the full run (~20 minutes here)
     python benchmarks/bench_vs_transformers.py --quick    # fewer repeats, shorter decodes
     python benchmarks/bench_vs_transformers.py --json out.json --decode-plot decode.png
 """
@@ -48,9 +48,10 @@ def timed(fn) -> float:
     return time.perf_counter() - start
 
 
-def side_by_side(ours_fn, hf_fn, repeats: int) -> dict:
+def side_by_side(ours_fn, hf_fn, repeats: int, warm_up: bool = True) -> dict:
     """Median seconds for each, alternating the order every repeat (after one warm-up)."""
-    ours_fn(), hf_fn()
+    if warm_up:
+        ours_fn(), hf_fn()
     times = {"ours": [], "transformers": []}
     for r in range(repeats):
         pair = [("ours", ours_fn), ("transformers", hf_fn)]
@@ -163,13 +164,16 @@ def main() -> None:
         for cached in (True, False):
             hf_call = lambda: hf.generate(prompt, attention_mask=torch.ones_like(prompt), max_new_tokens=n,
                                           min_new_tokens=n, do_sample=False, use_cache=cached, pad_token_id=0)
-            r = side_by_side(lambda: generate(ours, prompt, n, use_cache=cached), hf_call, decode_repeats)
+            # The forward passes above warmed both models up; decodes are long enough.
+            r = side_by_side(lambda: generate(ours, prompt, n, use_cache=cached), hf_call,
+                             decode_repeats, warm_up=False)
             r["tokens_per_s"] = n / r["ours_s"]
             results[f"decode_{n}_{'cache' if cached else 'nocache'}"] = r
             print(f"  {n} tokens, cache={'on ' if cached else 'off'}{'':<6}{r['ours_s']:.2f}  "
                   f"{r['transformers_s']:.2f}{'':<8}{r['speedup']:.2f}x   ({r['tokens_per_s']:.1f} tokens/s ours)")
         book = side_by_side(lambda: generate(ours, prompt, n),
-                            lambda: generate_text_simple(ours, prompt, n, cfg.context_length), decode_repeats)
+                            lambda: generate_text_simple(ours, prompt, n, cfg.context_length),
+                            decode_repeats, warm_up=False)
         results[f"decode_{n}_vs_generate_text_simple"] = book
         print(f"  {n} tokens: cached generate is {book['speedup']:.1f}x faster than generate_text_simple")
 

@@ -234,13 +234,13 @@ def test_generate_feeds_one_token_per_step_after_the_prefill():
     assert all(call["last_only"] for call in spy.calls)
 
 
-def test_generate_without_the_cache_passes_only_the_ids():
-    # Chapter 9 promises that use_cache=False works with any callable from ids to logits.
+def test_generate_without_the_cache_passes_the_window_and_last_only():
+    # Chapter 9: with use_cache=False a model needs only ids and a `last_only` keyword.
     model = scrambled(CONFIGS["base"])
     spy = Spy(model)
     generate(spy, random_ids(model.cfg, 1, 5), max_new_tokens=4, use_cache=False)
     assert [call["shape"] for call in spy.calls] == [(1, 5), (1, 6), (1, 7), (1, 8)]
-    assert all(call["kwargs"] == set() for call in spy.calls)
+    assert all(call["kwargs"] == {"last_only"} and call["last_only"] for call in spy.calls)
 
 
 def test_a_bfloat16_model_generates_with_the_cache():

@@ -91,3 +91,16 @@ def test_tokenizer_round_trips_any_text(text):
 def test_tokenizer_round_trips_emoji_and_control_characters(text):
     tokenizer = get_tokenizer()
     assert tokenizer.decode(tokenizer.encode(text, disallowed_special=())) == text
+
+
+@given(model_and_ids(), st.integers(1, 12), st.integers(0, 2**16))
+def test_cached_and_uncached_generation_agree(case, new_tokens, seed):
+    model, ids = case
+    greedy = [generate(model, ids, new_tokens, use_cache=c) for c in (True, False)]
+    assert torch.equal(greedy[0], greedy[1])
+    sampled = [
+        generate(model, ids, new_tokens, temperature=1.0, use_cache=c,
+                 generator=torch.Generator().manual_seed(seed))
+        for c in (True, False)
+    ]
+    assert torch.equal(sampled[0], sampled[1])

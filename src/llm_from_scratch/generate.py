@@ -95,13 +95,10 @@ def generate(model, idx, max_new_tokens, *, temperature=0.0, top_k=None, top_p=N
             # The window is full: from now on every step drops the oldest token, which
             # shifts every position, so cached keys no longer apply. Recompute instead.
             cache = None
-        window = idx[:, -context_size:]
-        if not use_cache:
-            logits = model(window)[:, -1, :]  # any callable from ids to logits will do
-        elif cache is not None:
+        if cache is not None:
             logits = model(unseen, cache=cache, last_only=True)[:, -1, :]
-        else:
-            logits = model(window, last_only=True)[:, -1, :]
+        else:  # no cache, or the window is full: run the whole (cropped) window
+            logits = model(idx[:, -context_size:], last_only=True)[:, -1, :]
         if temperature == 0:
             next_id = logits.argmax(dim=-1, keepdim=True)
         else:
