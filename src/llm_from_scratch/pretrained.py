@@ -78,6 +78,23 @@ def gpt2_checkpoint_shapes(cfg: GPTConfig) -> dict[str, tuple[int, ...]]:
 # Entries of old GPT-2 .bin files that are buffers (the causal mask), not parameters.
 _GPT2_BUFFERS = re.compile(r"h\.\d+\.attn\.(bias|masked_bias)")
 
+# Our name for each tensor of a block -> GPT-2's name, and whether GPT-2 stores it
+# transposed (its Conv1D layers keep weights as (in, out), nn.Linear as (out, in)).
+# GPT-2's fused query/key/value tensor, attn.c_attn, is split and joined separately.
+_BLOCK_NAMES = {
+    "norm1.scale": ("ln_1.weight", False),
+    "norm1.shift": ("ln_1.bias", False),
+    "att.out_proj.weight": ("attn.c_proj.weight", True),
+    "att.out_proj.bias": ("attn.c_proj.bias", False),
+    "norm2.scale": ("ln_2.weight", False),
+    "norm2.shift": ("ln_2.bias", False),
+    "ff.layers.0.weight": ("mlp.c_fc.weight", True),
+    "ff.layers.0.bias": ("mlp.c_fc.bias", False),
+    "ff.layers.2.weight": ("mlp.c_proj.weight", True),
+    "ff.layers.2.bias": ("mlp.c_proj.bias", False),
+}
+_QKV = ("att.W_query", "att.W_key", "att.W_value")
+
 
 def _names(items, limit: int = 8, sep: str = ", ") -> str:
     """At most limit items, then how many more there are: a message stays readable."""
@@ -137,24 +154,16 @@ def convert_gpt2_state_dict(hf_state: dict, cfg: GPTConfig, source: str = "check
             "final_norm.scale": state["ln_f.weight"], "final_norm.shift": state["ln_f.bias"]}
     for i in range(cfg.n_layers):
         h, b = f"h.{i}.", f"trf_blocks.{i}."
+        for name, (theirs, transposed) in _BLOCK_NAMES.items():
+            tensor = state[h + theirs]
+            ours[b + name] = tensor.t() if transposed else tensor
         # c_attn: (d, 3d) -> transpose -> (3d, d) -> queries, keys, values, (d, d) each.
-        query, key, value = state[h + "attn.c_attn.weight"].t().split(d, dim=0)
-        ours |= {
-            b + "norm1.scale": state[h + "ln_1.weight"], b + "norm1.shift": state[h + "ln_1.bias"],
-            b + "att.W_query.weight": query, b + "att.W_key.weight": key,
-            b + "att.W_value.weight": value,
-            b + "att.out_proj.weight": state[h + "attn.c_proj.weight"].t(),
-            b + "att.out_proj.bias": state[h + "attn.c_proj.bias"],
-            b + "norm2.scale": state[h + "ln_2.weight"], b + "norm2.shift": state[h + "ln_2.bias"],
-            b + "ff.layers.0.weight": state[h + "mlp.c_fc.weight"].t(),
-            b + "ff.layers.0.bias": state[h + "mlp.c_fc.bias"],
-            b + "ff.layers.2.weight": state[h + "mlp.c_proj.weight"].t(),
-            b + "ff.layers.2.bias": state[h + "mlp.c_proj.bias"],
-        }
-        if cfg.qkv_bias:
-            q_bias, k_bias, v_bias = state[h + "attn.c_attn.bias"].split(d)
-            ours |= {b + "att.W_query.bias": q_bias, b + "att.W_key.bias": k_bias,
-                     b + "att.W_value.bias": v_bias}
+        weights = state[h + "attn.c_attn.weight"].t().split(d, dim=0)
+        biases = state[h + "attn.c_attn.bias"].split(d) if cfg.qkv_bias else [None] * 3
+        for part, weight, bias in zip(_QKV, weights, biases):
+            ours[b + part + ".weight"] = weight
+            if bias is not None:
+                ours[b + part + ".bias"] = bias
     return {name: t.to(torch.float32).contiguous() for name, t in ours.items()}
 
 
@@ -323,19 +332,11 @@ def save_gpt2(model: GPTModel, directory) -> Path:
         hf["lm_head.weight"] = sd["out_head.weight"]
     for i in range(cfg.n_layers):
         h, b = f"transformer.h.{i}.", f"trf_blocks.{i}."
-        qkv = [b + f"att.W_{part}." for part in ("query", "key", "value")]
-        hf |= {
-            h + "ln_1.weight": sd[b + "norm1.scale"], h + "ln_1.bias": sd[b + "norm1.shift"],
-            h + "attn.c_attn.weight": torch.cat([sd[p + "weight"] for p in qkv]).t(),
-            h + "attn.c_attn.bias": torch.cat([sd.get(p + "bias", torch.zeros(d)) for p in qkv]),
-            h + "attn.c_proj.weight": sd[b + "att.out_proj.weight"].t(),
-            h + "attn.c_proj.bias": sd[b + "att.out_proj.bias"],
-            h + "ln_2.weight": sd[b + "norm2.scale"], h + "ln_2.bias": sd[b + "norm2.shift"],
-            h + "mlp.c_fc.weight": sd[b + "ff.layers.0.weight"].t(),
-            h + "mlp.c_fc.bias": sd[b + "ff.layers.0.bias"],
-            h + "mlp.c_proj.weight": sd[b + "ff.layers.2.weight"].t(),
-            h + "mlp.c_proj.bias": sd[b + "ff.layers.2.bias"],
-        }
+        for name, (theirs, transposed) in _BLOCK_NAMES.items():
+            hf[h + theirs] = sd[b + name].t() if transposed else sd[b + name]
+        qkv = [b + part for part in _QKV]
+        hf[h + "attn.c_attn.weight"] = torch.cat([sd[p + ".weight"] for p in qkv]).t()
+        hf[h + "attn.c_attn.bias"] = torch.cat([sd.get(p + ".bias", torch.zeros(d)) for p in qkv])
     save_file({k: t.contiguous() for k, t in hf.items()}, directory / "model.safetensors",
               metadata={"format": "pt"})
     config = {
