@@ -4,9 +4,9 @@ The main paths run in a subprocess, exactly as a user types them; the many small
 checks call `main(argv)` in-process, which returns the same exit status.
 """
 
-import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -77,9 +77,13 @@ def test_missing_weights_subprocess_exits_1(tmp_path):
     assert "Traceback" not in result.stderr
 
 
-@pytest.mark.skipif(shutil.which("llm-from-scratch") is None, reason="console script not installed")
+# The console script of the environment running the tests (not whichever is on PATH).
+CONSOLE_SCRIPT = Path(sys.executable).parent / "llm-from-scratch"
+
+
+@pytest.mark.skipif(not CONSOLE_SCRIPT.exists(), reason="console script not installed in this environment")
 def test_console_script():
-    result = subprocess.run(["llm-from-scratch", "info", "--preset", "gpt2-medium"],
+    result = subprocess.run([str(CONSOLE_SCRIPT), "info", "--preset", "gpt2-medium"],
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     assert "354,823,168" in result.stdout
