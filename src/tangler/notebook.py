@@ -8,13 +8,9 @@ arguments. They are shown as code in Markdown instead; the page's examples impor
 
 from __future__ import annotations
 
-import re
-
 import nbformat
 
-from tangler.core import CODEBLOCKS_COMMENT, FENCE, MARKER
-
-EXPECTED_OUTPUT = re.compile(r"^\s*<!--[-\s]*pytest-codeblocks:expected-output")
+from tangler.core import CODEBLOCKS_COMMENT, EXPECTED_OUTPUT, FENCE, MARKER
 
 
 def page_to_notebook(markdown: str, source: str, url: str = "") -> nbformat.NotebookNode:

@@ -11,49 +11,33 @@
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from urllib.parse import urljoin
 
+import nbformat
 from mkdocs.exceptions import PluginError
 from mkdocs.plugins import BasePlugin, get_plugin_logger
 
-import nbformat
-
-from tangler.core import FENCE, MARKER, TangleError, tangle, write
+from tangler.core import EXPECTED_OUTPUT, FENCE, MARKER, TangleError, scan_fences, tangle, write
 from tangler.notebook import page_to_notebook
 
 log = get_plugin_logger(__name__)
-EXPECTED_OUTPUT = re.compile(r"^\s*<!--[-\s]*pytest-codeblocks:expected-output")
 
 
 def add_titles(markdown: str) -> str:
     """Give tangled blocks their file title and expected-output blocks an "Output" title."""
     lines = markdown.splitlines()
-    inside: str | None = None
-    comments: list[str] = []
-    for i, line in enumerate(lines):
-        stripped = line.strip()
-        if inside is not None:
-            if stripped.startswith(inside) and set(stripped) == {inside[0]}:
-                inside = None
-            continue
-        fence = FENCE.match(line)
-        if fence is None:
-            comments = comments + [line] if stripped.startswith("<!--") and stripped.endswith("-->") else []
-            continue
-        inside = fence["fence"]
-        info = fence["info"].strip()
+    for fence in scan_fences(markdown, "page"):
         title = None
-        for comment in comments:
+        for comment in fence.comments:
             marker = MARKER.match(comment)
-            if marker and info == "python":
+            if marker and fence.info == "python":
                 title = marker["target"]
-            elif EXPECTED_OUTPUT.match(comment) and "title=" not in info:
+            elif EXPECTED_OUTPUT.match(comment) and "title=" not in fence.info:
                 title = "Output"
         if title is not None:
-            lines[i] = f'{fence["indent"]}{fence["fence"]}{info or "text"} title="{title}"'
-        comments = []
+            opening = FENCE.match(lines[fence.line - 1])
+            lines[fence.line - 1] = f'{opening["indent"]}{opening["fence"]}{fence.info or "text"} title="{title}"'
     return "\n".join(lines) + ("\n" if markdown.endswith("\n") else "")
 
 
