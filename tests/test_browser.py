@@ -16,7 +16,8 @@ from urllib.parse import unquote, urljoin, urlsplit
 
 import pytest
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+# Debian's chromium here; GitHub's runners ship Google Chrome, which drives the same way.
+CHROMIUM = next(filter(None, map(shutil.which, ["chromium", "chromium-browser", "google-chrome"])), None)
 CHROMEDRIVER = shutil.which("chromedriver")
 
 
