@@ -20,10 +20,11 @@ import tempfile
 import time
 
 import torch
+from torch import nn
 from transformers import GPT2Config, GPT2LMHeadModel
 
 from llm_from_scratch.generate import generate, generate_text_simple
-from llm_from_scratch.model import GPTConfig, GPTModel
+from llm_from_scratch.model import GPTConfig, GPTModel, LayerNorm, TransformerBlock
 
 GPT2_SMALL = dict(n_embd=768, n_layer=12, n_head=12, n_positions=1024, vocab_size=50257)
 
@@ -40,6 +41,48 @@ def build_pair(seed: int = 0):
         gap = (ours(ids) - hf(ids).logits).abs().max().item()
     assert gap < 1e-3, f"the two models disagree (max |logit gap| {gap}); benchmark is void"
     return ours, hf
+
+
+class BuiltDirectly(nn.Module):
+    """GPT-2 small built as the book builds it, for comparison with GPTModel's construction:
+    every layer on the CPU draws PyTorch's default values, then GPT-2's N(0, 0.02) values
+    are drawn over them on one core (chapter 10, "Building it in under a second")."""
+
+    def __init__(self, cfg: GPTConfig):
+        super().__init__()
+        self.tok_emb = nn.Embedding(cfg.vocab_size, cfg.emb_dim)
+        self.pos_emb = nn.Embedding(cfg.context_length, cfg.emb_dim)
+        self.trf_blocks = nn.Sequential(*[TransformerBlock(cfg) for _ in range(cfg.n_layers)])
+        self.final_norm = LayerNorm(cfg.emb_dim)
+        self.out_head = nn.Linear(cfg.emb_dim, cfg.vocab_size, bias=False)
+        self.out_head.weight = self.tok_emb.weight
+        with torch.no_grad():
+            for param in self.parameters():
+                if param.dim() == 2:
+                    param.normal_(0.0, 0.02)
+
+
+def first_construction_s(which: str, queue) -> None:
+    """Run in a fresh process: seconds to build the first GPT-2 small after the imports."""
+    start = time.perf_counter()
+    if which == "ours":
+        GPTModel(GPTConfig.from_preset("gpt2-small"))
+    else:
+        GPT2LMHeadModel(GPT2Config(**GPT2_SMALL))
+    queue.put(time.perf_counter() - start)
+
+
+def in_fresh_process(target) -> dict:
+    """target(which, queue) for ours and transformers, each in a new spawned process."""
+    context = multiprocessing.get_context("spawn")
+    result = {}
+    for which in ["ours", "transformers"]:
+        queue = context.Queue()
+        process = context.Process(target=target, args=(which, queue))
+        process.start()
+        result[which] = queue.get()
+        process.join()
+    return result
 
 
 def timed(fn) -> float:
@@ -96,18 +139,6 @@ def peak_rss_mb(which: str, queue) -> None:
     queue.put(hwm_kb / 1024)
 
 
-def measure_peak_memory() -> dict:
-    context = multiprocessing.get_context("spawn")
-    result = {}
-    for which in ["ours", "transformers"]:
-        queue = context.Queue()
-        process = context.Process(target=peak_rss_mb, args=(which, queue))
-        process.start()
-        result[which + "_mb"] = queue.get()
-        process.join()
-    return result
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="3 repeats, decodes of 32 tokens")
@@ -126,15 +157,21 @@ def main() -> None:
     results["matmul_peak_gflops"] = peak / 1e9
     print(f"machine: {results['machine']}; torch {torch.__version__}; matmul peak {peak / 1e9:.0f} GFLOP/s")
 
+    small = GPTConfig.from_preset("gpt2-small")
     results["construction"] = side_by_side(
-        lambda: GPTModel(GPTConfig.from_preset("gpt2-small")),
-        lambda: GPT2LMHeadModel(GPT2Config(**GPT2_SMALL)),
-        repeats,
-    )
+        lambda: GPTModel(small), lambda: GPT2LMHeadModel(GPT2Config(**GPT2_SMALL)), repeats)
+    direct = side_by_side(lambda: GPTModel(small), lambda: BuiltDirectly(small), repeats)
+    results["construction_direct"] = {"ours_s": direct["ours_s"], "direct_s": direct["transformers_s"],
+                                      "speedup": direct["speedup"]}
+    first = in_fresh_process(first_construction_s)
+    results["construction_first_in_process"] = {"ours_s": first["ours"], "transformers_s": first["transformers"]}
     ours, hf = build_pair()
     cfg = ours.cfg
-    print(f"construction: ours {results['construction']['ours_s']:.2f} s, "
-          f"transformers {results['construction']['transformers_s']:.2f} s")
+    c, d = results["construction"], results["construction_direct"]
+    print(f"construction: ours {c['ours_s']:.2f} s, transformers {c['transformers_s']:.2f} s "
+          f"({c['speedup']:.1f}x); built directly (book's way) {d['direct_s']:.2f} s ({d['speedup']:.1f}x)")
+    print(f"first construction in a fresh process: ours {first['ours']:.2f} s, "
+          f"transformers {first['transformers']:.2f} s")
 
     print("\nforward (median s)          ours  transformers  speedup   MFU (ours)")
     for batch, tokens in [(1, 128), (1, 512), (4, 256)]:
@@ -177,10 +214,10 @@ def main() -> None:
         results[f"decode_{n}_vs_generate_text_simple"] = book
         print(f"  {n} tokens: cached generate is {book['speedup']:.1f}x faster than generate_text_simple")
 
-    results["peak_memory"] = measure_peak_memory()
-    m = results["peak_memory"]
-    print(f"\npeak RSS, build + (4, 256) forward: ours {m['ours_mb']:.0f} MB, "
-          f"transformers {m['transformers_mb']:.0f} MB")
+    memory = in_fresh_process(peak_rss_mb)
+    results["peak_memory"] = {"ours_mb": memory["ours"], "transformers_mb": memory["transformers"]}
+    print(f"\npeak RSS, build + (4, 256) forward: ours {memory['ours']:.0f} MB, "
+          f"transformers {memory['transformers']:.0f} MB")
 
     if args.decode_plot:
         plot_decode(ours, prompt, args.decode_plot, [8, 16, 32, 64, 128] if args.quick else [16, 32, 64, 128, 256])

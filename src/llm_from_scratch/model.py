@@ -15,6 +15,7 @@ from __future__ import annotations
 import difflib
 import math
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, fields
 
 import torch
@@ -256,6 +257,33 @@ class TransformerBlock(nn.Module):
 
 # --- from docs/chapters/08-gpt-model.md --------------------------------------
 
+class OutputHead(nn.Linear):
+    """The vocabulary head, nn.Linear(emb_dim, vocab_size, bias=False), computing its
+    scores SLICE vocabulary rows at a time on the CPU, where that is faster."""
+
+    SLICE = 512  # rows of the weight per product (benchmarks/bench_output_head.py)
+
+    def __init__(self, emb_dim: int, vocab_size: int):
+        super().__init__(emb_dim, vocab_size, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        one_row = x.numel() == x.shape[-1]
+        training = torch.is_grad_enabled() and (x.requires_grad or self.weight.requires_grad)
+        if one_row or training or x.device.type != "cpu":
+            return super().forward(x)
+        return self.forward_sliced(x)
+
+    def forward_sliced(self, x: torch.Tensor) -> torch.Tensor:
+        """x @ weight.T, SLICE rows of the weight at a time, each into its place."""
+        slices = self.weight.split(self.SLICE)
+        first = F.linear(x, slices[0])  # its dtype is the output's (autocast may change it)
+        logits = first.new_empty(*x.shape[:-1], self.out_features)
+        logits[..., : self.SLICE] = first
+        for start, weight in zip(range(self.SLICE, self.out_features, self.SLICE), slices[1:]):
+            logits[..., start : start + self.SLICE] = F.linear(x, weight)
+        return logits
+
+
 class GPTModel(nn.Module):
     """GPT-2: token + position embeddings, a stack of transformer blocks, a vocabulary head.
 
@@ -267,12 +295,18 @@ class GPTModel(nn.Module):
         super().__init__()
         cfg = as_config(cfg)
         self.cfg = cfg
-        self.tok_emb = nn.Embedding(cfg.vocab_size, cfg.emb_dim)  # one row per token id
-        self.pos_emb = nn.Embedding(cfg.context_length, cfg.emb_dim)  # one row per position
-        self.drop_emb = nn.Dropout(cfg.drop_rate)
-        self.trf_blocks = nn.Sequential(*[TransformerBlock(cfg) for _ in range(cfg.n_layers)])
-        self.final_norm = LayerNorm(cfg.emb_dim)
-        self.out_head = nn.Linear(cfg.emb_dim, cfg.vocab_size, bias=False)  # a score per token
+        device = torch.get_default_device()  # where the weights will live (usually the CPU)
+        # Shapes first, numbers later (chapter 10): on the meta device layers get no memory
+        # and PyTorch's own initial draws cost nothing; init_gpt2_weights draws every
+        # number once. Embeddings are built undrawn: the meta device draws them slowly.
+        with torch.device("meta"):
+            self.tok_emb = undrawn_embedding(cfg.vocab_size, cfg.emb_dim)  # a row per token id
+            self.pos_emb = undrawn_embedding(cfg.context_length, cfg.emb_dim)  # a row per position
+            self.drop_emb = nn.Dropout(cfg.drop_rate)
+            self.trf_blocks = nn.Sequential(*[TransformerBlock(cfg) for _ in range(cfg.n_layers)])
+            self.final_norm = LayerNorm(cfg.emb_dim)
+            self.out_head = OutputHead(cfg.emb_dim, cfg.vocab_size)  # a score per token
+        materialize(self, device)
         if cfg.tie_weights:
             # One tensor, two roles: reading tokens in and scoring tokens out.
             self.out_head.weight = self.tok_emb.weight
@@ -351,21 +385,53 @@ def init_gpt2_weights(model) -> None:
     2 * n_layers residual branches keeps a stable variance at the start of training."""
     if all(p.is_meta for p in model.parameters()):
         return  # built on the meta device: shapes only, no values to draw
-    for module in model.modules():
-        if isinstance(module, nn.Linear):
-            nn.init.normal_(module.weight, mean=0.0, std=0.02)
-            if module.bias is not None:
-                nn.init.zeros_(module.bias)
-        elif isinstance(module, nn.Embedding):
-            nn.init.normal_(module.weight, mean=0.0, std=0.02)
-        elif isinstance(module, LayerNorm):  # already so when built; makes re-init complete
-            nn.init.ones_(module.scale)
-            nn.init.zeros_(module.shift)
     # The two layers that write into the residual stream, in every block.
     residual_std = 0.02 / math.sqrt(2 * model.cfg.n_layers)
-    for block in model.trf_blocks:
-        nn.init.normal_(block.att.out_proj.weight, mean=0.0, std=residual_std)
-        nn.init.normal_(block.ff.layers[2].weight, mean=0.0, std=residual_std)
+    residual = {id(w) for b in model.trf_blocks for w in (b.att.out_proj.weight, b.ff.layers[2].weight)}
+    stds = {}  # id(weight) -> (weight, std): a tied weight is one entry, drawn once
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, (nn.Linear, nn.Embedding)):
+                std = residual_std if id(module.weight) in residual else 0.02
+                stds[id(module.weight)] = (module.weight, std)
+                if getattr(module, "bias", None) is not None:
+                    module.bias.zero_()
+            elif isinstance(module, LayerNorm):  # already so when built; makes re-init complete
+                module.scale.fill_(1.0)
+                module.shift.zero_()
+    draw_normal(list(stds.values()))
+
+
+def undrawn_embedding(num_embeddings: int, embedding_dim: int) -> nn.Embedding:
+    """An nn.Embedding whose weight has memory but no values yet (init_gpt2_weights
+    draws them), built on the current default device."""
+    weight = torch.empty(num_embeddings, embedding_dim)
+    return nn.Embedding.from_pretrained(weight, freeze=False)  # freeze=False: trainable
+
+
+def materialize(module: nn.Module, device) -> None:
+    """Replace every parameter of `module` on the meta device by an uninitialised one of
+    the same shape and dtype on `device`."""
+    for submodule in module.modules():
+        for name, param in list(submodule.named_parameters(recurse=False)):
+            if param.is_meta:
+                empty = torch.empty(param.shape, dtype=param.dtype, device=device)
+                setattr(submodule, name, nn.Parameter(empty, requires_grad=param.requires_grad))
+
+
+def draw_normal(weights_and_stds) -> None:
+    """Fill each (tensor, std) pair's tensor with draws from N(0, std^2), several
+    tensors at a time, each with its own generator seeded from the global one."""
+    seeds = torch.randint(0, 2**62, (len(weights_and_stds),)).tolist()
+
+    def fill(weight_and_std, seed):
+        weight, std = weight_and_std
+        generator = torch.Generator(weight.device).manual_seed(seed)
+        with torch.no_grad():  # grad mode is per thread: the caller's does not reach here
+            weight.normal_(0.0, std, generator=generator)
+
+    with ThreadPoolExecutor(max_workers=torch.get_num_threads()) as pool:
+        list(pool.map(fill, weights_and_stds, seeds))  # list() re-raises a thread's error
 
 
 # --- from docs/chapters/11-kv-cache.md ---------------------------------------

@@ -1,0 +1,66 @@
+"""The vocabulary head computed in slices (OutputHead, chapter 8) against one product.
+
+For each number of rows (tokens scored at once) it times, side by side in one process
+with the order shuffled every repeat, the plain product F.linear(x, W) with GPT-2's
+50257 x 768 weight and the same product done SLICE vocabulary rows at a time, for
+several slice sizes, and prints medians and speed-ups (plain time / sliced time).
+
+    python benchmarks/bench_output_head.py              # rows 1, 4, 128, 512, 1024
+    python benchmarks/bench_output_head.py --repeats 15
+"""
+
+import argparse
+import random
+import statistics
+import time
+
+import torch
+import torch.nn.functional as F
+
+from llm_from_scratch.model import OutputHead
+
+ROWS = [1, 4, 128, 512, 1024]
+SLICES = [256, 512, 1024, 2048]
+
+
+def sliced_head(weight: torch.Tensor, size: int) -> OutputHead:
+    head = OutputHead(weight.shape[1], weight.shape[0])
+    head.weight = torch.nn.Parameter(weight, requires_grad=False)
+    head.SLICE = size  # an instance attribute shadows the class's choice
+    return head
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--repeats", type=int, default=9)
+    args = parser.parse_args()
+    torch.manual_seed(0)
+    torch.set_grad_enabled(False)
+    weight = torch.randn(50257, 768) * 0.02
+    print(f"{torch.get_num_threads()} threads; median ms, speed-up over one plain product")
+    print(f"{'rows':>6}{'plain':>9}" + "".join(f"{'slice ' + str(s):>19}" for s in SLICES))
+    for rows in ROWS:
+        x = torch.randn(rows, 1, 768) if rows <= 4 else torch.randn(1, rows, 768)
+        runs = {"plain": lambda: F.linear(x, weight)}
+        for size in SLICES:
+            head = sliced_head(weight, size)
+            # OutputHead keeps one row plain; time the sliced path anyway, to show why.
+            runs[size] = (lambda h=head: h.forward_sliced(x)) if rows == 1 else (lambda h=head: h(x))
+        times = {name: [] for name in runs}
+        for run in runs.values():
+            run()  # warm-up
+        for _ in range(args.repeats):
+            order = list(runs.items())
+            random.shuffle(order)
+            for name, run in order:
+                start = time.perf_counter()
+                run()
+                times[name].append(time.perf_counter() - start)
+        plain = statistics.median(times["plain"])
+        cells = [f"{statistics.median(times[s]) * 1e3:>9.1f} ({plain / statistics.median(times[s]):.2f}x)"
+                 for s in SLICES]
+        print(f"{rows:>6}{plain * 1e3:>9.1f}" + "".join(f"{c:>19}" for c in cells))
+
+
+if __name__ == "__main__":
+    main()

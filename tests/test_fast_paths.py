@@ -1,0 +1,108 @@
+"""The two speed-ups that change how the model computes, not what: the sliced vocabulary
+head (chapter 8) and construction that draws every number once (chapter 10)."""
+
+import dataclasses
+import subprocess
+import sys
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from llm_from_scratch.model import GPTConfig, GPTModel, OutputHead
+
+SMALL = GPTConfig(vocab_size=1000, context_length=32, emb_dim=64, n_heads=4, n_layers=2, qkv_bias=True)
+
+
+@pytest.mark.parametrize("shape", [(1, 1, 64), (3, 1, 64), (2, 5, 64), (7, 64), (1, 300, 64)])
+@pytest.mark.parametrize("vocab", [1000, 1024, 1025, 511])  # whole, partial and single slices
+def test_sliced_head_equals_one_product(shape, vocab):
+    torch.manual_seed(0)
+    head = OutputHead(64, vocab)
+    x = torch.randn(shape)
+    with torch.no_grad():
+        sliced = head.forward_sliced(x)
+        assert sliced.shape == (*shape[:-1], vocab)
+        torch.testing.assert_close(sliced, F.linear(x, head.weight), rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(head(x), F.linear(x, head.weight), rtol=1e-5, atol=1e-5)
+
+
+def test_sliced_head_keeps_low_precision_dtypes():
+    head = OutputHead(64, 1000).to(torch.bfloat16)
+    x = torch.randn(2, 8, 64, dtype=torch.bfloat16)
+    with torch.no_grad():
+        out = head(x)
+    assert out.dtype == torch.bfloat16
+    torch.testing.assert_close(out, F.linear(x, head.weight))
+
+
+def test_head_gradients_are_those_of_a_linear_layer():
+    torch.manual_seed(0)
+    head = OutputHead(64, 1000)
+    plain = torch.nn.Linear(64, 1000, bias=False)
+    plain.weight = torch.nn.Parameter(head.weight.detach().clone())
+    x = torch.randn(2, 6, 64, requires_grad=True)
+    x2 = x.detach().clone().requires_grad_()
+    head(x).square().sum().backward()
+    plain(x2).square().sum().backward()
+    torch.testing.assert_close(head.weight.grad, plain.weight.grad)
+    torch.testing.assert_close(x.grad, x2.grad)
+
+
+def test_head_is_a_linear_layer_with_the_books_state_dict():
+    model = GPTModel(SMALL)
+    assert isinstance(model.out_head, torch.nn.Linear)
+    assert "out_head.weight" in model.state_dict()
+    assert model.out_head.bias is None
+
+
+def test_every_parameter_is_drawn_or_set():
+    """materialize hands out uninitialised memory: init must overwrite every value."""
+    torch.manual_seed(0)
+    model = GPTModel(SMALL)  # untied: every matrix its own draw
+    for name, param in model.named_parameters():
+        assert torch.isfinite(param).all(), name
+        if name.endswith(("bias", "shift")):
+            assert (param == 0).all(), name
+        elif name.endswith("scale"):
+            assert (param == 1).all(), name
+        else:
+            assert 0.001 < param.std().item() < 0.03, name
+        assert param.requires_grad, name
+
+
+def test_construction_keeps_the_default_dtype():
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        model = GPTModel(SMALL)
+    finally:
+        torch.set_default_dtype(previous)
+    assert {p.dtype for p in model.parameters()} == {torch.float64}
+    assert torch.isfinite(model(torch.tensor([[1, 2, 3]]))).all()
+
+
+def test_tied_model_shares_one_drawn_tensor():
+    model = GPTModel(dataclasses.replace(SMALL, tie_weights=True))
+    assert model.out_head.weight is model.tok_emb.weight
+    assert abs(model.tok_emb.weight.std().item() - 0.02) < 0.002
+
+
+def test_a_thread_error_reaches_the_caller():
+    from llm_from_scratch.model import draw_normal
+
+    with pytest.raises(RuntimeError):
+        draw_normal([(torch.empty(3, dtype=torch.int64), 0.02)])  # normal_ needs floats
+
+
+def test_construction_avoids_the_slow_meta_import():
+    """Drawing an nn.Embedding on the meta device, or Module.to_empty, imports sympy and
+    PyTorch's symbolic shapes the first time: over a second here. GPTModel avoids both."""
+    code = (
+        "import sys\n"
+        "from llm_from_scratch.model import GPTConfig, GPTModel\n"
+        "GPTModel(GPTConfig(vocab_size=100, context_length=8, emb_dim=16, n_heads=2, n_layers=1))\n"
+        "print('sympy' in sys.modules)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "False"
