@@ -1,9 +1,10 @@
-"""The vocabulary head computed in slices (OutputHead, chapter 8) against one product.
+"""The vocabulary head of chapter 8 (OutputHead) against one plain product.
 
 For each number of rows (tokens scored at once) it times, side by side in one process
 with the order shuffled every repeat, the plain product F.linear(x, W) with GPT-2's
-50257 x 768 weight and the same product done SLICE vocabulary rows at a time, for
-several slice sizes, and prints medians and speed-ups (plain time / sliced time).
+50257 x 768 weight, the same product done SLICE vocabulary rows at a time for several
+slice sizes, and, for one row, OutputHead's one-row path (a batched product over equal
+parts of the weight). It prints medians and speed-ups (plain time / other time).
 
     python benchmarks/bench_output_head.py              # rows 1, 4, 128, 512, 1024
     python benchmarks/bench_output_head.py --repeats 15
@@ -38,14 +39,17 @@ def main() -> None:
     torch.set_grad_enabled(False)
     weight = torch.randn(50257, 768) * 0.02
     print(f"{torch.get_num_threads()} threads; median ms, speed-up over one plain product")
-    print(f"{'rows':>6}{'plain':>9}" + "".join(f"{'slice ' + str(s):>19}" for s in SLICES))
+    columns = [*SLICES, "one row"]
+    print(f"{'rows':>6}{'plain':>9}" + "".join(f"{'slice ' + str(c) if c != 'one row' else c:>19}"
+                                             for c in columns))
     for rows in ROWS:
         x = torch.randn(rows, 1, 768) if rows <= 4 else torch.randn(1, rows, 768)
         runs = {"plain": lambda: F.linear(x, weight)}
         for size in SLICES:
-            head = sliced_head(weight, size)
-            # OutputHead keeps one row plain; time the sliced path anyway, to show why.
-            runs[size] = (lambda h=head: h.forward_sliced(x)) if rows == 1 else (lambda h=head: h(x))
+            # forward_sliced directly: OutputHead itself sends one row to forward_one_row.
+            runs[size] = lambda h=sliced_head(weight, size): h.forward_sliced(x)
+        if rows == 1:
+            runs["one row"] = lambda h=sliced_head(weight, OutputHead.SLICE): h.forward_one_row(x)
         times = {name: [] for name in runs}
         for run in runs.values():
             run()  # warm-up
@@ -57,8 +61,8 @@ def main() -> None:
                 run()
                 times[name].append(time.perf_counter() - start)
         plain = statistics.median(times["plain"])
-        cells = [f"{statistics.median(times[s]) * 1e3:>9.1f} ({plain / statistics.median(times[s]):.2f}x)"
-                 for s in SLICES]
+        cells = [f"{statistics.median(times[c]) * 1e3:>9.1f} ({plain / statistics.median(times[c]):.2f}x)"
+                 if c in times else "" for c in columns]
         print(f"{rows:>6}{plain * 1e3:>9.1f}" + "".join(f"{c:>19}" for c in cells))
 
 

@@ -106,3 +106,20 @@ def test_construction_avoids_the_slow_meta_import():
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "False"
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3, 4])
+@pytest.mark.parametrize("shape", [(1, 1, 64), (1, 64), (64,)])
+def test_one_row_head_equals_one_product_for_any_thread_count(threads, shape):
+    torch.manual_seed(0)
+    head = OutputHead(64, 1001)  # 1001 rows: a remainder for 2, 3 and 4 parts
+    x = torch.randn(shape)
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        with torch.no_grad():
+            out = head.forward_one_row(x)
+    finally:
+        torch.set_num_threads(previous)
+    assert out.shape == (*shape[:-1], 1001)
+    torch.testing.assert_close(out, F.linear(x, head.weight), rtol=1e-5, atol=1e-5)

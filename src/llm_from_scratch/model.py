@@ -259,7 +259,8 @@ class TransformerBlock(nn.Module):
 
 class OutputHead(nn.Linear):
     """The vocabulary head, nn.Linear(emb_dim, vocab_size, bias=False), computing its
-    scores SLICE vocabulary rows at a time on the CPU, where that is faster."""
+    scores SLICE vocabulary rows at a time on the CPU, where that is faster, and a
+    single row's on all threads."""
 
     SLICE = 512  # rows of the weight per product (benchmarks/bench_output_head.py)
 
@@ -267,10 +268,11 @@ class OutputHead(nn.Linear):
         super().__init__(emb_dim, vocab_size, bias=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        one_row = x.numel() == x.shape[-1]
         training = torch.is_grad_enabled() and (x.requires_grad or self.weight.requires_grad)
-        if one_row or training or x.device.type != "cpu":
+        if training or x.device.type != "cpu":
             return super().forward(x)
+        if x.numel() == x.shape[-1]:
+            return self.forward_one_row(x)
         return self.forward_sliced(x)
 
     def forward_sliced(self, x: torch.Tensor) -> torch.Tensor:
@@ -278,10 +280,21 @@ class OutputHead(nn.Linear):
         slices = self.weight.split(self.SLICE)
         first = F.linear(x, slices[0])  # its dtype is the output's (autocast may change it)
         logits = first.new_empty(*x.shape[:-1], self.out_features)
-        logits[..., : self.SLICE] = first
-        for start, weight in zip(range(self.SLICE, self.out_features, self.SLICE), slices[1:]):
-            logits[..., start : start + self.SLICE] = F.linear(x, weight)
+        scores = logits.split(self.SLICE, dim=-1)  # views: filling them fills logits
+        scores[0].copy_(first)
+        for weight, out in zip(slices[1:], scores[1:]):
+            out.copy_(F.linear(x, weight))
         return logits
+
+    def forward_one_row(self, x: torch.Tensor) -> torch.Tensor:
+        """The scores of a single row, the weight read by all threads at once."""
+        parts = torch.get_num_threads()
+        even = self.out_features // parts * parts  # rows that split into equal parts
+        shares = self.weight[:even].reshape(parts, -1, self.in_features)  # a view: no copy
+        row = x.reshape(1, 1, self.in_features).expand(parts, 1, self.in_features)
+        scores = torch.bmm(row, shares.transpose(1, 2))  # (parts, 1, even // parts)
+        rest = F.linear(x, self.weight[even:])  # the (parts - 1 at most) rows left over
+        return torch.cat([scores.reshape(*x.shape[:-1], even), rest], dim=-1)
 
 
 class GPTModel(nn.Module):
@@ -422,7 +435,7 @@ def materialize(module: nn.Module, device) -> None:
 def draw_normal(weights_and_stds) -> None:
     """Fill each (tensor, std) pair's tensor with draws from N(0, std^2), several
     tensors at a time, each with its own generator seeded from the global one."""
-    seeds = torch.randint(0, 2**62, (len(weights_and_stds),)).tolist()
+    seeds = torch.randint(0, 2**62, (len(weights_and_stds),), device="cpu").tolist()
 
     def fill(weight_and_std, seed):
         weight, std = weight_and_std
