@@ -184,4 +184,8 @@ def test_no_broken_internal_links(built_site):
                 target = target / "index.html"
             if not target.exists():
                 broken.append(f"{page.relative_to(built_site)} -> {link}")
+            elif parts.fragment and target.suffix == ".html":
+                # A heading anchor: the target page must have an element with that id.
+                if f'id="{unquote(parts.fragment)}"' not in target.read_text(encoding="utf-8"):
+                    broken.append(f"{page.relative_to(built_site)} -> {link} (no such anchor)")
     assert broken == []
