@@ -62,13 +62,17 @@ class BuiltDirectly(nn.Module):
                     param.normal_(0.0, 0.02)
 
 
+def build(which: str):
+    """A new randomly initialised GPT-2 small: "ours" or "transformers" (sdpa attention)."""
+    if which == "ours":
+        return GPTModel(GPTConfig.from_preset("gpt2-small"))
+    return GPT2LMHeadModel(GPT2Config(**GPT2_SMALL, attn_implementation="sdpa"))
+
+
 def first_construction_s(which: str, queue) -> None:
     """Run in a fresh process: seconds to build the first GPT-2 small after the imports."""
     start = time.perf_counter()
-    if which == "ours":
-        GPTModel(GPTConfig.from_preset("gpt2-small"))
-    else:
-        GPT2LMHeadModel(GPT2Config(**GPT2_SMALL))
+    build(which)
     queue.put(time.perf_counter() - start)
 
 
@@ -125,14 +129,9 @@ def forward_flops(cfg: GPTConfig, batch: int, tokens: int) -> float:
 def peak_rss_mb(which: str, queue) -> None:
     """Run in a fresh process: build one model, one (4, 256) forward, report peak RSS."""
     torch.manual_seed(0)
-    if which == "ours":
-        model = GPTModel(GPTConfig.from_preset("gpt2-small")).eval()
-        run = lambda ids: model(ids)
-    else:
-        model = GPT2LMHeadModel(GPT2Config(**GPT2_SMALL, attn_implementation="sdpa")).eval()
-        run = lambda ids: model(ids).logits
+    model = build(which).eval()
     with torch.no_grad():
-        run(torch.randint(0, 50257, (4, 256)))
+        model(torch.randint(0, 50257, (4, 256)))  # logits of ours, an output object of theirs
     # VmHWM, not ru_maxrss: the latter survives exec and would report the parent's peak.
     with open("/proc/self/status") as status:
         hwm_kb = next(int(line.split()[1]) for line in status if line.startswith("VmHWM:"))
@@ -157,10 +156,9 @@ def main() -> None:
     results["matmul_peak_gflops"] = peak / 1e9
     print(f"machine: {results['machine']}; torch {torch.__version__}; matmul peak {peak / 1e9:.0f} GFLOP/s")
 
-    small = GPTConfig.from_preset("gpt2-small")
-    results["construction"] = side_by_side(
-        lambda: GPTModel(small), lambda: GPT2LMHeadModel(GPT2Config(**GPT2_SMALL)), repeats)
-    direct = side_by_side(lambda: GPTModel(small), lambda: BuiltDirectly(small), repeats)
+    results["construction"] = side_by_side(lambda: build("ours"), lambda: build("transformers"), repeats)
+    direct = side_by_side(lambda: build("ours"), lambda: BuiltDirectly(GPTConfig.from_preset("gpt2-small")),
+                          repeats)
     results["construction_direct"] = {"ours_s": direct["ours_s"], "direct_s": direct["transformers_s"],
                                       "speedup": direct["speedup"]}
     first = in_fresh_process(first_construction_s)
