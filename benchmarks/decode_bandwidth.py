@@ -4,20 +4,25 @@
 
 Prints (medians of repeated runs):
 - how fast this machine reads memory with all threads (the sum of a 1 GB tensor);
-- how fast one matrix-vector product reads GPT-2's 154 MB vocabulary weight, plain and
-  through OutputHead's one-row path (a batched product over one part per thread);
-- the time per generated token of GPT-2 small, and of a model with the same 12 blocks
-  but only 64 wide with 64 tokens, whose time is almost all Python and operator overhead.
+- how fast single-row products read GPT-2's weights, plain (nn.Linear's product) and
+  through Linear's one-row path (a batched product over one part per thread): the
+  154 MB vocabulary head, and the 72 layers of the 12 blocks (340 MB) one after another;
+- the time per generated token of GPT-2 small with the one-row path and without it
+  (side by side, alternating), and of a model with the same 12 blocks but only 64 wide,
+  whose time is almost all Python and operator overhead.
 """
 
+import contextlib
 import statistics
 import time
+from unittest import mock
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from llm_from_scratch.generate import generate
-from llm_from_scratch.model import GPTConfig, GPTModel
+from llm_from_scratch.model import GPTConfig, GPTModel, Linear
 
 
 def median_s(fn, repeats: int = 9) -> float:
@@ -30,29 +35,49 @@ def median_s(fn, repeats: int = 9) -> float:
     return statistics.median(times)
 
 
+def read_rate(name: str, layers, repeats: int = 9) -> None:
+    """Time one row through each layer, plain and one-row path; print GB/s."""
+    size = sum(layer.weight.numel() * 4 for layer in layers)
+    rows = [torch.randn(1, 1, layer.in_features) for layer in layers]
+    plain = median_s(lambda: [F.linear(x, l.weight, l.bias) for l, x in zip(layers, rows)], repeats)
+    split = median_s(lambda: [l.forward_one_row(x) for l, x in zip(layers, rows)], repeats)
+    print(f"{name}, plain products:     {size / plain / 1e9:5.1f} GB/s ({plain * 1e3:5.1f} ms)")
+    print(f"{name}, forward_one_row:    {size / split / 1e9:5.1f} GB/s ({split * 1e3:5.1f} ms), "
+          f"{plain / split:.2f}x")
+
+
 def main() -> None:
     torch.manual_seed(0)
     torch.set_grad_enabled(False)
     print(f"{torch.get_num_threads()} threads")
     big = torch.ones(256_000_000)
-    print(f"read with all threads (sum of 1 GB):      {big.numel() * 4 / median_s(big.sum) / 1e9:5.1f} GB/s")
+    print(f"read with all threads (sum of 1 GB):    {big.numel() * 4 / median_s(big.sum) / 1e9:5.1f} GB/s")
     del big
 
     model = GPTModel(GPTConfig.from_preset("gpt2-small")).eval()
-    head, row = model.out_head, torch.randn(1, 1, 768)
-    size = head.weight.numel() * 4
-    plain = median_s(lambda: F.linear(row, head.weight))
-    split = median_s(lambda: head.forward_one_row(row))
-    print(f"head weight, one plain product:           {size / plain / 1e9:5.1f} GB/s ({plain * 1e3:.1f} ms)")
-    print(f"head weight, OutputHead.forward_one_row:  {size / split / 1e9:5.1f} GB/s ({split * 1e3:.1f} ms)"
-          f", {plain / split:.2f}x")
+    read_rate("head weight (154 MB)", [model.out_head])
+    read_rate("block layers (340 MB)", [m for m in model.trf_blocks.modules() if isinstance(m, Linear)])
 
     prompt = torch.randint(0, 50257, (1, 8))
+    per_token = {"one-row path": [], "plain products": []}
+    for r in range(6):  # alternate, so that both see the same machine
+        for name in (list(per_token) if r % 2 == 0 else reversed(list(per_token))):
+            plain = name == "plain products"
+            # Switched off, every layer's single row goes through nn.Linear's own product.
+            switch_off = mock.patch.object(Linear, "forward_one_row", nn.Linear.forward)
+            with switch_off if plain else contextlib.nullcontext():
+                start = time.perf_counter()
+                generate(model, prompt, 64)
+                per_token[name].append((time.perf_counter() - start) / 64)
+    for name, times in per_token.items():
+        print(f"greedy decoding with the cache, GPT-2 small, {name + ':':<16}{statistics.median(times) * 1e3:5.1f} ms per token")
+    ratio = statistics.median(per_token["plain products"]) / statistics.median(per_token["one-row path"])
+    print(f"  one-row path: {ratio:.2f}x faster per token")
+
     # 64 wide and a 64-token vocabulary: almost nothing to read, so what is left is overhead.
     tiny = GPTModel(GPTConfig(vocab_size=64, context_length=1024, emb_dim=64, n_heads=4, n_layers=12)).eval()
-    for name, m, ids in [("GPT-2 small", model, prompt), ("12 blocks, 64 wide", tiny, prompt % 64)]:
-        per_token = median_s(lambda: generate(m, ids, 64), repeats=3) / 64
-        print(f"greedy decoding with the cache, {name + ':':<20}{per_token * 1e3:5.1f} ms per token")
+    per_token = median_s(lambda: generate(tiny, prompt % 64, 64), repeats=3) / 64
+    print(f"greedy decoding with the cache, 12 blocks, 64 wide:  {per_token * 1e3:5.1f} ms per token")
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
-"""The two speed-ups that change how the model computes, not what: the sliced vocabulary
-head (chapter 8) and construction that draws every number once (chapter 10)."""
+"""The speed-ups that change how the model computes, not what: a single row on all threads
+and the sliced vocabulary head (chapter 8), and construction that draws every number once
+(chapter 10)."""
 
 import dataclasses
 import subprocess
@@ -9,7 +10,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from llm_from_scratch.model import GPTConfig, GPTModel, OutputHead
+from llm_from_scratch.generate import generate
+from llm_from_scratch.model import GPTConfig, GPTModel, Linear, OutputHead
 
 SMALL = GPTConfig(vocab_size=1000, context_length=32, emb_dim=64, n_heads=4, n_layers=2, qkv_bias=True)
 
@@ -123,3 +125,68 @@ def test_one_row_head_equals_one_product_for_any_thread_count(threads, shape):
         torch.set_num_threads(previous)
     assert out.shape == (*shape[:-1], 1001)
     torch.testing.assert_close(out, F.linear(x, head.weight), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3, 4])
+@pytest.mark.parametrize("out_features", [96, 97, 3, 1])  # even, a remainder, fewer rows than threads
+@pytest.mark.parametrize("bias", [True, False])
+def test_one_row_layer_equals_one_product(threads, out_features, bias):
+    torch.manual_seed(0)
+    layer = Linear(64, out_features, bias=bias)
+    x = torch.randn(1, 1, 64)
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        with torch.no_grad():
+            out = layer.forward_one_row(x)
+    finally:
+        torch.set_num_threads(previous)
+    assert out.shape == (1, 1, out_features)
+    torch.testing.assert_close(out, F.linear(x, layer.weight, layer.bias), rtol=1e-5, atol=1e-5)
+
+
+def test_one_row_layer_keeps_low_precision_dtypes():
+    layer = Linear(64, 96).to(torch.bfloat16)
+    x = torch.randn(1, 1, 64, dtype=torch.bfloat16)
+    with torch.no_grad():
+        out = layer.forward_one_row(x)
+    assert out.dtype == torch.bfloat16
+    torch.testing.assert_close(out, F.linear(x, layer.weight, layer.bias))
+
+
+@pytest.mark.parametrize("size, split", [((1024, 512), True), ((64, 96), False)])
+def test_only_large_weights_take_the_one_row_path(monkeypatch, size, split):
+    layer, calls = Linear(*size), []
+    monkeypatch.setattr(Linear, "forward_one_row", lambda self, x: calls.append(x) or F.linear(x, self.weight, self.bias))
+    with torch.no_grad():
+        layer(torch.randn(1, 1, size[0]))  # one row
+        layer(torch.randn(1, 2, size[0]))  # two rows: never
+    assert len(calls) == (1 if split else 0)
+
+
+def test_one_row_with_autograd_takes_the_plain_product():
+    torch.manual_seed(0)
+    layer = Linear(1024, 512)  # large enough for the one-row path, were it not for autograd
+    plain = torch.nn.Linear(1024, 512)
+    plain.load_state_dict(layer.state_dict())
+    x = torch.randn(1, 1, 1024)
+    layer(x).sum().backward()
+    plain(x).sum().backward()
+    torch.testing.assert_close(layer.weight.grad, plain.weight.grad)
+    torch.testing.assert_close(layer.bias.grad, plain.bias.grad)
+
+
+def test_cached_decoding_puts_every_layer_on_the_one_row_path(monkeypatch):
+    """The point of Linear: after the prefill, each step's products are single rows."""
+    model = GPTModel(SMALL).eval()
+    layers = [m for m in model.modules() if isinstance(m, torch.nn.Linear)]
+    assert all(isinstance(m, Linear) for m in layers)  # no plain nn.Linear left behind
+    calls = []
+    one_row = Linear.forward_one_row
+    monkeypatch.setattr(Linear, "ONE_ROW_MIN_WEIGHTS", 0)  # SMALL's weights are all tiny
+    monkeypatch.setattr(Linear, "forward_one_row", lambda self, x: calls.append(self) or one_row(self, x))
+    generate(model, torch.tensor([[1, 2, 3]]), max_new_tokens=3)
+    # Steps 2 and 3 run one row through every layer; the prefill's three rows go through
+    # the blocks as a matrix, and only its last row (last_only) reaches the head.
+    assert len(calls) == 2 * len(layers) + 1
+    assert set(map(id, calls)) == set(map(id, layers))

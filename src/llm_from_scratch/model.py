@@ -168,9 +168,9 @@ class FeedForward(nn.Module):
         # layers[0] expands, layers[1] is the nonlinearity, layers[2] projects back.
         # (GPT-2's initialisation in chapter 10 reaches for layers[2] by index.)
         self.layers = nn.Sequential(
-            nn.Linear(cfg.emb_dim, 4 * cfg.emb_dim),
+            Linear(cfg.emb_dim, 4 * cfg.emb_dim),
             GELU(),
-            nn.Linear(4 * cfg.emb_dim, cfg.emb_dim),
+            Linear(4 * cfg.emb_dim, cfg.emb_dim),
         )
 
     def forward(self, x):
@@ -197,10 +197,10 @@ class MultiHeadAttention(nn.Module):
         self.head_dim = d_out // num_heads
         self.context_length = context_length
         self.dropout = dropout  # probability of dropping an attention weight while training
-        self.W_query = nn.Linear(d_in, d_out, bias=qkv_bias)
-        self.W_key = nn.Linear(d_in, d_out, bias=qkv_bias)
-        self.W_value = nn.Linear(d_in, d_out, bias=qkv_bias)
-        self.out_proj = nn.Linear(d_out, d_out)  # mixes what the heads found
+        self.W_query = Linear(d_in, d_out, bias=qkv_bias)
+        self.W_key = Linear(d_in, d_out, bias=qkv_bias)
+        self.W_value = Linear(d_in, d_out, bias=qkv_bias)
+        self.out_proj = Linear(d_out, d_out)  # mixes what the heads found
 
     def forward(self, x: torch.Tensor, cache=None) -> torch.Tensor:
         batch, num_tokens, _ = x.shape
@@ -257,10 +257,47 @@ class TransformerBlock(nn.Module):
 
 # --- from docs/chapters/08-gpt-model.md --------------------------------------
 
-class OutputHead(nn.Linear):
-    """The vocabulary head, nn.Linear(emb_dim, vocab_size, bias=False), computing its
-    scores SLICE vocabulary rows at a time on the CPU, where that is faster, and a
-    single row's on all threads."""
+class Linear(nn.Linear):
+    """nn.Linear, except that a single row on the CPU, outside autograd, is computed by
+    all threads at once: a matrix-vector product is bound by reading the weight, and one
+    plain product reads it with one core (chapter 8, "One row on all cores")."""
+
+    # Below this many weights (2 MB of float32), waking the other threads costs more
+    # than they save (benchmarks/decode_bandwidth.py).
+    ONE_ROW_MIN_WEIGHTS = 2**19
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        one_row = x.numel() == x.shape[-1] and self.weight.numel() >= self.ONE_ROW_MIN_WEIGHTS
+        if one_row and self.own_paths_apply(x):
+            return self.forward_one_row(x)
+        return super().forward(x)
+
+    def own_paths_apply(self, x: torch.Tensor) -> bool:
+        """On the CPU, where they are measured, and with no gradient to compute."""
+        needs_grad = torch.is_grad_enabled() and (x.requires_grad or self.weight.requires_grad)
+        return x.device.type == "cpu" and not needs_grad
+
+    def forward_one_row(self, x: torch.Tensor) -> torch.Tensor:
+        """x @ weight.T + bias for a single row, the weight read by all threads at once."""
+        parts = torch.get_num_threads()
+        share = self.out_features // parts  # weight rows per thread
+        even = share * parts  # rows that split into equal parts
+        shares = self.weight[:even].reshape(parts, share, self.in_features).transpose(1, 2)
+        row = x.reshape(1, 1, self.in_features).expand(parts, 1, self.in_features)
+        if self.bias is None:
+            out = torch.bmm(row, shares)  # (parts, 1, share)
+        else:  # the bias is added in the same call
+            out = torch.baddbmm(self.bias[:even].reshape(parts, 1, share), row, shares)
+        out = out.reshape(*x.shape[:-1], even)
+        if even < self.out_features:  # the (parts - 1 at most) rows left over
+            bias = None if self.bias is None else self.bias[even:]
+            out = torch.cat([out, F.linear(x, self.weight[even:], bias)], dim=-1)
+        return out
+
+
+class OutputHead(Linear):
+    """The vocabulary head, Linear(emb_dim, vocab_size, bias=False), computing its scores
+    SLICE vocabulary rows at a time on the CPU, where that is faster."""
 
     SLICE = 512  # rows of the weight per product (benchmarks/bench_output_head.py)
 
@@ -268,12 +305,9 @@ class OutputHead(nn.Linear):
         super().__init__(emb_dim, vocab_size, bias=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        training = torch.is_grad_enabled() and (x.requires_grad or self.weight.requires_grad)
-        if training or x.device.type != "cpu":
-            return super().forward(x)
-        if x.numel() == x.shape[-1]:
-            return self.forward_one_row(x)
-        return self.forward_sliced(x)
+        if self.own_paths_apply(x) and x.numel() != x.shape[-1]:
+            return self.forward_sliced(x)
+        return super().forward(x)  # one row on all threads, or the plain product
 
     def forward_sliced(self, x: torch.Tensor) -> torch.Tensor:
         """x @ weight.T, SLICE rows of the weight at a time, each into its place."""
@@ -285,16 +319,6 @@ class OutputHead(nn.Linear):
         for weight, out in zip(slices[1:], scores[1:]):
             out.copy_(F.linear(x, weight))
         return logits
-
-    def forward_one_row(self, x: torch.Tensor) -> torch.Tensor:
-        """The scores of a single row, the weight read by all threads at once."""
-        parts = torch.get_num_threads()
-        even = self.out_features // parts * parts  # rows that split into equal parts
-        shares = self.weight[:even].reshape(parts, -1, self.in_features)  # a view: no copy
-        row = x.reshape(1, 1, self.in_features).expand(parts, 1, self.in_features)
-        scores = torch.bmm(row, shares.transpose(1, 2))  # (parts, 1, even // parts)
-        rest = F.linear(x, self.weight[even:])  # the (parts - 1 at most) rows left over
-        return torch.cat([scores.reshape(*x.shape[:-1], even), rest], dim=-1)
 
 
 class GPTModel(nn.Module):
