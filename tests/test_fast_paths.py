@@ -154,6 +154,15 @@ def test_one_row_layer_keeps_low_precision_dtypes():
     torch.testing.assert_close(out, F.linear(x, layer.weight, layer.bias))
 
 
+def test_one_row_under_autocast_matches_the_plain_product():
+    layer = Linear(1024, 768)  # large enough for the one-row path
+    x = torch.randn(1, 1, 1024)
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        out, plain = layer(x), F.linear(x, layer.weight, layer.bias)
+    assert out.dtype == plain.dtype == torch.bfloat16
+    torch.testing.assert_close(out, plain)
+
+
 @pytest.mark.parametrize("size, split", [((1024, 512), True), ((64, 96), False)])
 def test_only_large_weights_take_the_one_row_path(monkeypatch, size, split):
     layer, calls = Linear(*size), []
