@@ -7,9 +7,10 @@ Prints (medians of repeated runs):
 - how fast single-row products read GPT-2's weights, plain (nn.Linear's product) and
   through Linear's one-row path (a batched product over one part per thread): the
   154 MB vocabulary head, and the 72 layers of the 12 blocks (340 MB) one after another;
-- the time per generated token of GPT-2 small with the one-row path and without it
-  (side by side, alternating), and of a model with the same 12 blocks but only 64 wide,
-  whose time is almost all Python and operator overhead.
+- the time per generated token (side by side, alternating) of GPT-2 small with the
+  one-row path and without it, and of a model with the same 12 blocks but only 64 wide,
+  whose time is almost all Python and operator overhead, as built (its layers are too
+  small for the one-row path) and with the path forced on every layer.
 """
 
 import contextlib
@@ -59,25 +60,30 @@ def main() -> None:
     read_rate("block layers (340 MB)", [m for m in model.trf_blocks.modules() if isinstance(m, Linear)])
 
     prompt = torch.randint(0, 50257, (1, 8))
-    per_token = {"one-row path": [], "plain products": []}
-    for r in range(6):  # alternate, so that both see the same machine
-        for name in (list(per_token) if r % 2 == 0 else reversed(list(per_token))):
-            plain = name == "plain products"
-            # Switched off, every layer's single row goes through nn.Linear's own product.
-            switch_off = mock.patch.object(Linear, "forward_one_row", nn.Linear.forward)
-            with switch_off if plain else contextlib.nullcontext():
-                start = time.perf_counter()
-                generate(model, prompt, 64)
-                per_token[name].append((time.perf_counter() - start) / 64)
-    for name, times in per_token.items():
-        print(f"greedy decoding with the cache, GPT-2 small, {name + ':':<16}{statistics.median(times) * 1e3:5.1f} ms per token")
-    ratio = statistics.median(per_token["plain products"]) / statistics.median(per_token["one-row path"])
-    print(f"  one-row path: {ratio:.2f}x faster per token")
-
     # 64 wide and a 64-token vocabulary: almost nothing to read, so what is left is overhead.
+    # Its layers are below ONE_ROW_MIN_WEIGHTS; forcing the one-row path on them shows why.
     tiny = GPTModel(GPTConfig(vocab_size=64, context_length=1024, emb_dim=64, n_heads=4, n_layers=12)).eval()
-    per_token = median_s(lambda: generate(tiny, prompt % 64, 64), repeats=3) / 64
-    print(f"greedy decoding with the cache, 12 blocks, 64 wide:  {per_token * 1e3:5.1f} ms per token")
+    every_weight_split = mock.patch.object(Linear, "ONE_ROW_MIN_WEIGHTS", 0)
+    plain_products = mock.patch.object(Linear, "forward_one_row", nn.Linear.forward)
+    runs = [
+        ("GPT-2 small, one-row path", model, prompt, contextlib.nullcontext()),
+        ("GPT-2 small, plain products", model, prompt, plain_products),
+        ("12 blocks 64 wide, as built", tiny, prompt % 64, contextlib.nullcontext()),
+        ("12 blocks 64 wide, all split", tiny, prompt % 64, every_weight_split),
+    ]
+    per_token = {name: [] for name, *_ in runs}
+    for r in range(6):  # alternate, so that all see the same machine
+        for name, m, ids, patch in runs if r % 2 == 0 else reversed(runs):
+            with patch:
+                start = time.perf_counter()
+                generate(m, ids, 64)
+                per_token[name].append((time.perf_counter() - start) / 64)
+    ms = {name: statistics.median(times) * 1e3 for name, times in per_token.items()}
+    for name, value in ms.items():
+        print(f"greedy decoding with the cache, {name + ':':<30}{value:5.1f} ms per token")
+    print(f"  GPT-2 small: the one-row path is {ms['GPT-2 small, plain products'] / ms['GPT-2 small, one-row path']:.2f}x"
+          f" faster; 64 wide: splitting every layer is "
+          f"{ms['12 blocks 64 wide, all split'] / ms['12 blocks 64 wide, as built']:.2f}x slower")
 
 
 if __name__ == "__main__":
