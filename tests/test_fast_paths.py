@@ -111,29 +111,13 @@ def test_construction_avoids_the_slow_meta_import():
 
 
 @pytest.mark.parametrize("threads", [1, 2, 3, 4])
+@pytest.mark.parametrize("out_features", [1001, 96, 3, 1])  # remainders, even, fewer rows than threads
+@pytest.mark.parametrize("bias", [True, False])  # the vocabulary head (OutputHead) has none
 @pytest.mark.parametrize("shape", [(1, 1, 64), (1, 64), (64,)])
-def test_one_row_head_equals_one_product_for_any_thread_count(threads, shape):
-    torch.manual_seed(0)
-    head = OutputHead(64, 1001)  # 1001 rows: a remainder for 2, 3 and 4 parts
-    x = torch.randn(shape)
-    previous = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        with torch.no_grad():
-            out = head.forward_one_row(x)
-    finally:
-        torch.set_num_threads(previous)
-    assert out.shape == (*shape[:-1], 1001)
-    torch.testing.assert_close(out, F.linear(x, head.weight), rtol=1e-5, atol=1e-5)
-
-
-@pytest.mark.parametrize("threads", [1, 2, 3, 4])
-@pytest.mark.parametrize("out_features", [96, 97, 3, 1])  # even, a remainder, fewer rows than threads
-@pytest.mark.parametrize("bias", [True, False])
-def test_one_row_layer_equals_one_product(threads, out_features, bias):
+def test_one_row_equals_one_product_for_any_thread_count(threads, out_features, bias, shape):
     torch.manual_seed(0)
     layer = Linear(64, out_features, bias=bias)
-    x = torch.randn(1, 1, 64)
+    x = torch.randn(shape)
     previous = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
@@ -141,7 +125,7 @@ def test_one_row_layer_equals_one_product(threads, out_features, bias):
             out = layer.forward_one_row(x)
     finally:
         torch.set_num_threads(previous)
-    assert out.shape == (1, 1, out_features)
+    assert out.shape == (*shape[:-1], out_features)
     torch.testing.assert_close(out, F.linear(x, layer.weight, layer.bias), rtol=1e-5, atol=1e-5)
 
 
