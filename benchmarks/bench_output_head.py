@@ -40,8 +40,8 @@ def main() -> None:
     weight = torch.randn(50257, 768) * 0.02
     print(f"{torch.get_num_threads()} threads; median ms, speed-up over one plain product")
     columns = [*SLICES, "one row"]
-    print(f"{'rows':>6}{'plain':>9}" + "".join(f"{'slice ' + str(c) if c != 'one row' else c:>19}"
-                                             for c in columns))
+    labels = [f"slice {size}" for size in SLICES] + ["one row"]
+    print(f"{'rows':>6}{'plain':>9}" + "".join(f"{label:>19}" for label in labels))
     for rows in ROWS:
         x = torch.randn(rows, 1, 768) if rows <= 4 else torch.randn(1, rows, 768)
         runs = {"plain": lambda: F.linear(x, weight)}
