@@ -5,7 +5,7 @@
 
 import torch
 
-from llm_from_scratch.model import KVCache
+from llm_from_scratch.model import GPTModel, KVCache
 
 
 # --- from docs/chapters/09-text-generation.md --------------------------------
@@ -66,16 +66,17 @@ def next_token_probabilities(logits, temperature=1.0, top_k=None, top_p=None):
 
 
 @torch.no_grad()
-def generate(model, idx, max_new_tokens, *, temperature=0.0, top_k=None, top_p=None,
-             eos_id=None, generator=None, use_cache=True):
+def generate(model, idx, max_new_tokens, context_size=None, temperature=0.0, top_k=None,
+             eos_id=None, *, top_p=None, generator=None, use_cache=False):
     """Extend each row of idx (batch, tokens) by up to max_new_tokens token ids.
 
-    temperature 0 picks the most likely token (greedy); above 0 it samples, after
-    keeping only the top_k tokens and/or the top_p probability mass. A row that emits
-    eos_id is finished: it is padded with eos_id while the other rows go on, and
-    generation stops once every row is finished. With use_cache (chapter 11) the model
-    keeps the keys and values of past tokens and reads only the new token each step;
-    the tokens are the same as without it.
+    The model sees at most the last context_size tokens (default: model.cfg's
+    context_length). temperature 0 picks the most likely token (greedy); above 0 it
+    samples, after keeping only the top_k tokens and/or the top_p probability mass. A
+    row that emits eos_id is finished: it is padded with eos_id while the other rows go
+    on, and generation stops once every row is finished. use_cache=True (a GPTModel
+    only) keeps the keys and values of past tokens and feeds only the new token each
+    step: the same tokens, less work.
     """
     if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) or max_new_tokens < 0:
         raise ValueError(f"max_new_tokens must be an int >= 0, got {max_new_tokens!r}")
@@ -85,8 +86,16 @@ def generate(model, idx, max_new_tokens, *, temperature=0.0, top_k=None, top_p=N
             f"the prompt must be a tensor of token ids of shape (batch, tokens), got {shape}; "
             "for one prompt use torch.tensor([ids]) or ids.unsqueeze(0)"
         )
+    if context_size is None:
+        if not hasattr(model, "cfg"):
+            raise ValueError("pass context_size: this model has no cfg to read its window from")
+        context_size = model.cfg.context_length
+    if isinstance(context_size, bool) or not isinstance(context_size, int) or context_size < 1:
+        raise ValueError(f"context_size must be an int >= 1, got {context_size!r}")
     _check_sampling(temperature, top_k, top_p)
-    context_size = model.cfg.context_length
+    if use_cache and not isinstance(model, GPTModel):
+        raise ValueError(f"use_cache=True needs a GPTModel, got {type(model).__name__}; "
+                         "use_cache=False runs any model that maps ids to logits")
     cache = KVCache(model.cfg.n_layers) if use_cache else None
     unseen = idx[:, -context_size:]  # tokens the cache has not processed yet
     finished = torch.zeros(idx.shape[0], dtype=torch.bool, device=idx.device)
@@ -97,8 +106,10 @@ def generate(model, idx, max_new_tokens, *, temperature=0.0, top_k=None, top_p=N
             cache = None
         if cache is not None:
             logits = model(unseen, cache=cache, last_only=True)[:, -1, :]
-        else:  # no cache, or the window is full: run the whole (cropped) window
+        elif isinstance(model, GPTModel):  # only the last position's logits are needed
             logits = model(idx[:, -context_size:], last_only=True)[:, -1, :]
+        else:  # any model that maps ids to logits, as the book's loop calls it
+            logits = model(idx[:, -context_size:])[:, -1, :]
         if temperature == 0:
             next_id = logits.argmax(dim=-1, keepdim=True)
         else:

@@ -6,8 +6,8 @@
 #   docs/chapters/05-feed-forward-network.md
 #   docs/chapters/07-transformer-block.md
 #   docs/chapters/08-gpt-model.md
+#   docs/chapters/09-text-generation.md
 #   docs/chapters/10-gpt2.md
-#   docs/chapters/11-kv-cache.md
 
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ from __future__ import annotations
 import difflib
 import math
 from collections.abc import Mapping
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, fields
 
 import torch
@@ -168,9 +167,9 @@ class FeedForward(nn.Module):
         # layers[0] expands, layers[1] is the nonlinearity, layers[2] projects back.
         # (GPT-2's initialisation in chapter 10 reaches for layers[2] by index.)
         self.layers = nn.Sequential(
-            Linear(cfg.emb_dim, 4 * cfg.emb_dim),
+            nn.Linear(cfg.emb_dim, 4 * cfg.emb_dim),
             GELU(),
-            Linear(4 * cfg.emb_dim, cfg.emb_dim),
+            nn.Linear(4 * cfg.emb_dim, cfg.emb_dim),
         )
 
     def forward(self, x):
@@ -178,6 +177,15 @@ class FeedForward(nn.Module):
 
 
 # --- from docs/chapters/07-transformer-block.md ------------------------------
+
+def causal_mask(num_queries: int, num_keys: int, device=None) -> torch.Tensor | None:
+    """Which keys each query may attend to when the queries are the last `num_queries`
+    of `num_keys` positions: True = allowed. None where no explicit mask is needed."""
+    if num_queries == num_keys or num_queries == 1:
+        return None  # the plain triangle (the kernel's is_causal), or one query: all keys
+    past = num_keys - num_queries  # positions before the first query
+    return torch.ones(num_queries, num_keys, dtype=torch.bool, device=device).tril(diagonal=past)
+
 
 class MultiHeadAttention(nn.Module):
     """Causal multi-head self-attention (the book's chapter 3), on PyTorch's fused kernel.
@@ -197,10 +205,10 @@ class MultiHeadAttention(nn.Module):
         self.head_dim = d_out // num_heads
         self.context_length = context_length
         self.dropout = dropout  # probability of dropping an attention weight while training
-        self.W_query = Linear(d_in, d_out, bias=qkv_bias)
-        self.W_key = Linear(d_in, d_out, bias=qkv_bias)
-        self.W_value = Linear(d_in, d_out, bias=qkv_bias)
-        self.out_proj = Linear(d_out, d_out)  # mixes what the heads found
+        self.W_query = nn.Linear(d_in, d_out, bias=qkv_bias)
+        self.W_key = nn.Linear(d_in, d_out, bias=qkv_bias)
+        self.W_value = nn.Linear(d_in, d_out, bias=qkv_bias)
+        self.out_proj = nn.Linear(d_out, d_out)  # mixes what the heads found
 
     def forward(self, x: torch.Tensor, cache=None) -> torch.Tensor:
         batch, num_tokens, _ = x.shape
@@ -211,9 +219,8 @@ class MultiHeadAttention(nn.Module):
         queries = split_heads(self.W_query(x))
         keys = split_heads(self.W_key(x))
         values = split_heads(self.W_value(x))
-        if cache is not None:
-            # Generation (chapter 11): prepend the keys and values of earlier tokens.
-            keys, values = cache.append(keys, values)
+        if cache is not None:  # generation with a KV cache (chapter 11)
+            keys, values = cache.append(keys, values)  # earlier tokens' keys, then ours
         # softmax(q k^T / sqrt(head_dim) + causal mask) v, with dropout on the weights:
         # the same computation as the explicit version above, in one fused kernel.
         context = F.scaled_dot_product_attention(
@@ -257,125 +264,6 @@ class TransformerBlock(nn.Module):
 
 # --- from docs/chapters/08-gpt-model.md --------------------------------------
 
-class Linear(nn.Linear):
-    """nn.Linear, except that a single row on the CPU, outside autograd, is computed by
-    all threads at once: a matrix-vector product is bound by reading the weight, and one
-    plain product reads it with one core (chapter 8, "One row on all cores")."""
-
-    # Below this many weights (2 MB of float32), waking the other threads costs more
-    # than they save (benchmarks/decode_bandwidth.py).
-    ONE_ROW_MIN_WEIGHTS = 2**19
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        one_row = x.numel() == x.shape[-1] and self.weight.numel() >= self.ONE_ROW_MIN_WEIGHTS
-        if one_row and self.own_paths_apply(x):
-            return self.forward_one_row(x)
-        return super().forward(x)
-
-    def own_paths_apply(self, x: torch.Tensor) -> bool:
-        """On the CPU, where they are measured, and with no gradient to compute."""
-        needs_grad = torch.is_grad_enabled() and (x.requires_grad or self.weight.requires_grad)
-        return x.device.type == "cpu" and not needs_grad
-
-    def forward_one_row(self, x: torch.Tensor) -> torch.Tensor:
-        """x @ weight.T + bias for a single row, the weight read by all threads at once."""
-        parts = torch.get_num_threads()
-        share = self.out_features // parts  # weight rows per thread
-        even = share * parts  # rows that split into equal parts
-        shares = self.weight[:even].reshape(parts, share, self.in_features).transpose(1, 2)
-        row = x.reshape(1, 1, self.in_features).expand(parts, 1, self.in_features)
-        if self.bias is None:
-            out = torch.bmm(row, shares)  # (parts, 1, share)
-        else:  # the bias is added in the same call
-            out = torch.baddbmm(self.bias[:even].reshape(parts, 1, share), row, shares)
-        out = out.reshape(*x.shape[:-1], even)
-        if even < self.out_features:  # the (parts - 1 at most) rows left over
-            bias = None if self.bias is None else self.bias[even:]
-            out = torch.cat([out, F.linear(x, self.weight[even:], bias)], dim=-1)
-        return out
-
-
-class OutputHead(Linear):
-    """The vocabulary head, Linear(emb_dim, vocab_size, bias=False), computing its scores
-    SLICE vocabulary rows at a time on the CPU, where that is faster."""
-
-    SLICE = 512  # rows of the weight per product (benchmarks/bench_output_head.py)
-
-    def __init__(self, emb_dim: int, vocab_size: int):
-        super().__init__(emb_dim, vocab_size, bias=False)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.own_paths_apply(x) and x.numel() != x.shape[-1]:
-            return self.forward_sliced(x)
-        return super().forward(x)  # one row on all threads, or the plain product
-
-    def forward_sliced(self, x: torch.Tensor) -> torch.Tensor:
-        """x @ weight.T, SLICE rows of the weight at a time, each into its place."""
-        slices = self.weight.split(self.SLICE)
-        first = F.linear(x, slices[0])  # its dtype is the output's (autocast may change it)
-        logits = first.new_empty(*x.shape[:-1], self.out_features)
-        scores = logits.split(self.SLICE, dim=-1)  # views: filling them fills logits
-        scores[0].copy_(first)
-        for weight, out in zip(slices[1:], scores[1:]):
-            out.copy_(F.linear(x, weight))
-        return logits
-
-
-class GPTModel(nn.Module):
-    """GPT-2: token + position embeddings, a stack of transformer blocks, a vocabulary head.
-
-    `cfg` is a GPTConfig or the book's dict config (e.g. GPT_CONFIG_124M). The forward
-    pass maps token ids of shape (batch, tokens) to logits (batch, tokens, vocab_size).
-    """
-
-    def __init__(self, cfg):
-        super().__init__()
-        cfg = as_config(cfg)
-        self.cfg = cfg
-        device = torch.get_default_device()  # where the weights will live (usually the CPU)
-        # Shapes first, numbers later (chapter 10): on the meta device layers get no memory
-        # and PyTorch's own initial draws cost nothing; init_gpt2_weights draws every
-        # number once. Embeddings are built undrawn: the meta device draws them slowly.
-        with torch.device("meta"):
-            self.tok_emb = undrawn_embedding(cfg.vocab_size, cfg.emb_dim)  # a row per token id
-            self.pos_emb = undrawn_embedding(cfg.context_length, cfg.emb_dim)  # a row per position
-            self.drop_emb = nn.Dropout(cfg.drop_rate)
-            self.trf_blocks = nn.Sequential(*[TransformerBlock(cfg) for _ in range(cfg.n_layers)])
-            self.final_norm = LayerNorm(cfg.emb_dim)
-            self.out_head = OutputHead(cfg.emb_dim, cfg.vocab_size)  # a score per token
-        materialize(self, device)
-        if cfg.tie_weights:
-            # One tensor, two roles: reading tokens in and scoring tokens out.
-            self.out_head.weight = self.tok_emb.weight
-        init_gpt2_weights(self)  # GPT-2's initialisation (chapter 10)
-
-    def forward(self, in_idx: torch.Tensor, cache=None, last_only: bool = False) -> torch.Tensor:
-        """Token ids (batch, tokens) -> logits (batch, tokens, vocab_size).
-
-        For generation (chapters 9 and 11): `cache`, a KVCache, holds the keys and values
-        of the tokens seen before `in_idx`, whose positions therefore start after them;
-        `last_only=True` computes the logits of the last position only.
-        """
-        past = len(cache) if cache is not None else 0
-        check_token_ids(in_idx, self.cfg, past)
-        positions = torch.arange(past, past + in_idx.shape[1], device=in_idx.device)
-        x = self.tok_emb(in_idx) + self.pos_emb(positions)  # (batch, tokens, emb_dim)
-        x = self.drop_emb(x)
-        for i, block in enumerate(self.trf_blocks):
-            x = block(x, cache.layers[i] if cache is not None else None)
-        if last_only:
-            x = x[:, -1:, :]
-        x = self.final_norm(x)
-        return self.out_head(x)  # (batch, tokens, vocab_size)
-
-    @classmethod
-    def from_pretrained(cls, path, **overrides) -> GPTModel:
-        """Load a GPT-2 checkpoint in the Hugging Face layout (see chapter 10)."""
-        from llm_from_scratch.pretrained import load_gpt2
-
-        return load_gpt2(path, **overrides)
-
-
 # The index dtypes nn.Embedding accepts.
 TOKEN_ID_DTYPES = (torch.int64, torch.int32)
 
@@ -414,64 +302,55 @@ def check_token_ids(in_idx, cfg, past: int = 0) -> None:
         )
 
 
-# --- from docs/chapters/10-gpt2.md -------------------------------------------
+class GPTModel(nn.Module):
+    """GPT-2: token + position embeddings, a stack of transformer blocks, a vocabulary head.
 
-def init_gpt2_weights(model) -> None:
-    """GPT-2's initialisation: N(0, 0.02) weights, zero biases, LayerNorm at identity,
-    and residual output projections shrunk by 1/sqrt(2 * n_layers) so that the sum of
-    2 * n_layers residual branches keeps a stable variance at the start of training."""
-    if all(p.is_meta for p in model.parameters()):
-        return  # built on the meta device: shapes only, no values to draw
-    # The two layers that write into the residual stream, in every block.
-    residual_std = 0.02 / math.sqrt(2 * model.cfg.n_layers)
-    residual = {id(w) for b in model.trf_blocks for w in (b.att.out_proj.weight, b.ff.layers[2].weight)}
-    stds = {}  # id(weight) -> (weight, std): a tied weight is one entry, drawn once
-    with torch.no_grad():
-        for module in model.modules():
-            if isinstance(module, (nn.Linear, nn.Embedding)):
-                std = residual_std if id(module.weight) in residual else 0.02
-                stds[id(module.weight)] = (module.weight, std)
-                if getattr(module, "bias", None) is not None:
-                    module.bias.zero_()
-            elif isinstance(module, LayerNorm):  # already so when built; makes re-init complete
-                module.scale.fill_(1.0)
-                module.shift.zero_()
-    draw_normal(list(stds.values()))
+    `cfg` is a GPTConfig or the book's dict config (e.g. GPT_CONFIG_124M). The forward
+    pass maps token ids of shape (batch, tokens) to logits (batch, tokens, vocab_size).
+    """
 
+    def __init__(self, cfg):
+        super().__init__()
+        cfg = as_config(cfg)
+        self.cfg = cfg
+        self.tok_emb = nn.Embedding(cfg.vocab_size, cfg.emb_dim)  # a row per token id
+        self.pos_emb = nn.Embedding(cfg.context_length, cfg.emb_dim)  # a row per position
+        self.drop_emb = nn.Dropout(cfg.drop_rate)
+        self.trf_blocks = nn.Sequential(*[TransformerBlock(cfg) for _ in range(cfg.n_layers)])
+        self.final_norm = LayerNorm(cfg.emb_dim)
+        self.out_head = nn.Linear(cfg.emb_dim, cfg.vocab_size, bias=False)  # a score per token
+        if cfg.tie_weights:
+            # One tensor, two roles: reading tokens in and scoring tokens out (chapter 10).
+            self.out_head.weight = self.tok_emb.weight
 
-def undrawn_embedding(num_embeddings: int, embedding_dim: int) -> nn.Embedding:
-    """An nn.Embedding whose weight has memory but no values yet (init_gpt2_weights
-    draws them), built on the current default device."""
-    weight = torch.empty(num_embeddings, embedding_dim)
-    return nn.Embedding.from_pretrained(weight, freeze=False)  # freeze=False: trainable
+    def forward(self, in_idx: torch.Tensor, cache=None, last_only: bool = False) -> torch.Tensor:
+        """Token ids (batch, tokens) -> logits (batch, tokens, vocab_size).
 
+        For generation: `cache` (chapter 11) holds the keys and values of the tokens seen
+        before `in_idx`, whose positions therefore start after them; `last_only=True`
+        computes the logits of the last position only.
+        """
+        past = len(cache) if cache is not None else 0
+        check_token_ids(in_idx, self.cfg, past)
+        positions = torch.arange(past, past + in_idx.shape[1], device=in_idx.device)
+        x = self.tok_emb(in_idx) + self.pos_emb(positions)  # (batch, tokens, emb_dim)
+        x = self.drop_emb(x)
+        for i, block in enumerate(self.trf_blocks):
+            x = block(x, cache.layers[i] if cache is not None else None)
+        if last_only:
+            x = x[:, -1:, :]
+        x = self.final_norm(x)
+        return self.out_head(x)  # (batch, tokens, vocab_size)
 
-def materialize(module: nn.Module, device) -> None:
-    """Replace every parameter of `module` on the meta device by an uninitialised one of
-    the same shape and dtype on `device`."""
-    for submodule in module.modules():
-        for name, param in list(submodule.named_parameters(recurse=False)):
-            if param.is_meta:
-                empty = torch.empty(param.shape, dtype=param.dtype, device=device)
-                setattr(submodule, name, nn.Parameter(empty, requires_grad=param.requires_grad))
+    @classmethod
+    def from_pretrained(cls, path, **overrides) -> GPTModel:
+        """Load a GPT-2 checkpoint in the Hugging Face layout (see chapter 10)."""
+        from llm_from_scratch.pretrained import load_gpt2
 
-
-def draw_normal(weights_and_stds) -> None:
-    """Fill each (tensor, std) pair's tensor with draws from N(0, std^2), several
-    tensors at a time, each with its own generator seeded from the global one."""
-    seeds = torch.randint(0, 2**62, (len(weights_and_stds),), device="cpu").tolist()
-
-    def fill(weight_and_std, seed):
-        weight, std = weight_and_std
-        generator = torch.Generator(weight.device).manual_seed(seed)
-        with torch.no_grad():  # grad mode is per thread: the caller's does not reach here
-            weight.normal_(0.0, std, generator=generator)
-
-    with ThreadPoolExecutor(max_workers=torch.get_num_threads()) as pool:
-        list(pool.map(fill, weights_and_stds, seeds))  # list() re-raises a thread's error
+        return load_gpt2(path, **overrides)
 
 
-# --- from docs/chapters/11-kv-cache.md ---------------------------------------
+# --- from docs/chapters/09-text-generation.md --------------------------------
 
 class LayerKVCache:
     """The keys and values one attention layer has computed so far,
@@ -504,15 +383,24 @@ class KVCache:
         return len(self.layers[0])  # every layer holds the same tokens
 
 
-def causal_mask(num_queries: int, num_keys: int, device=None) -> torch.Tensor | None:
-    """Which keys each query may attend to when the queries are the last `num_queries`
-    of `num_keys` positions (the earlier ones come from a KV cache): True = allowed.
+# --- from docs/chapters/10-gpt2.md -------------------------------------------
 
-    Returns None where no explicit mask is needed: without a cache the attention call
-    uses its built-in causal triangle, and a single new token may see every key.
-    """
-    if num_queries == num_keys or num_queries == 1:
-        return None
-    past = num_keys - num_queries  # cached tokens before the first query
-    # Query i is position past + i: it sees keys 0 .. past + i, a triangle shifted right.
-    return torch.ones(num_queries, num_keys, dtype=torch.bool, device=device).tril(diagonal=past)
+def init_gpt2_weights(model):
+    """GPT-2's initialisation, in place: N(0, 0.02) weights, zero biases, LayerNorm at
+    identity, and residual output projections shrunk by 1/sqrt(2 * n_layers) so that the
+    sum of 2 * n_layers residual branches keeps a stable variance. Returns the model."""
+    # The two layers that write into the residual stream, in every block.
+    residual_std = 0.02 / math.sqrt(2 * model.cfg.n_layers)
+    residual = {id(w) for b in model.trf_blocks for w in (b.att.out_proj.weight, b.ff.layers[2].weight)}
+    drawn = set()  # a tied weight appears in two modules: draw it once
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, (nn.Linear, nn.Embedding)) and id(module.weight) not in drawn:
+                drawn.add(id(module.weight))
+                module.weight.normal_(0.0, residual_std if id(module.weight) in residual else 0.02)
+            if isinstance(module, nn.Linear) and module.bias is not None:
+                module.bias.zero_()
+            elif isinstance(module, LayerNorm):  # already so when built; makes re-init complete
+                module.scale.fill_(1.0)
+                module.shift.zero_()
+    return model
