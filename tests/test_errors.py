@@ -7,6 +7,7 @@ cases that must be *accepted* sit beside them, so a rule that grew too strict fa
 Finally, the messages quoted on docs/troubleshooting.md must exist in the sources.
 """
 
+import copy
 import re
 from pathlib import Path
 from types import SimpleNamespace
@@ -184,21 +185,19 @@ def test_valid_boundary_inputs_are_accepted(model):
 
 
 class Spy:
-    """Wraps a model; records the shape of every input it is given."""
+    """A copy of a GPTModel that records the shape of every input it is given (a forward
+    pre-hook, so `spy.model` is still a GPTModel and use_cache applies to it)."""
 
-    def __init__(self, inner):
-        self.inner, self.cfg, self.shapes = inner, inner.cfg, []
-
-    def __call__(self, idx, **kwargs):
-        self.shapes.append(tuple(idx.shape))
-        return self.inner(idx, **kwargs)
+    def __init__(self, model):
+        self.model, self.shapes = copy.deepcopy(model), []
+        self.model.register_forward_pre_hook(lambda _, args: self.shapes.append(tuple(args[0].shape)))
 
 
 def test_max_new_tokens_zero_returns_the_input(model):
     prompt = torch.tensor([[5, 6, 7], [8, 9, 10]])
     spy = Spy(model)
     for use_cache in (True, False):
-        out = generate(spy, prompt, 0, use_cache=use_cache)
+        out = generate(spy.model, prompt, 0, use_cache=use_cache)
         assert torch.equal(out, prompt)
     assert spy.shapes == []  # nothing to generate: the model is never run
 
@@ -209,7 +208,7 @@ def test_prompts_at_and_over_the_context_length_work_and_are_cropped(model, use_
     generator = torch.Generator().manual_seed(1)
     prompt = torch.randint(0, VOCAB, (2, CONTEXT + extra), generator=generator)
     spy = Spy(model)
-    out = generate(spy, prompt, 4, use_cache=use_cache)
+    out = generate(spy.model, prompt, 4, use_cache=use_cache)
     assert out.shape == (2, CONTEXT + extra + 4)
     assert torch.equal(out[:, : CONTEXT + extra], prompt)  # the whole prompt is kept
     assert max(shape[1] for shape in spy.shapes) <= CONTEXT  # the model never sees more
@@ -280,7 +279,7 @@ def test_bad_generation_settings_are_refused_before_the_model_runs(model, kwargs
     spy = Spy(model)
     kwargs = {"max_new_tokens": 3, **kwargs}
     with pytest.raises(ValueError) as err:
-        generate(spy, torch.tensor([[1, 2, 3]]), **kwargs)
+        generate(spy.model, torch.tensor([[1, 2, 3]]), **kwargs)
     assert type(err.value) is ValueError
     for word in words:
         assert word in str(err.value), (word, str(err.value))
@@ -319,7 +318,7 @@ def test_a_prompt_that_is_not_a_batch_tensor_is_named_by_generate(model, prompt,
     spy = Spy(model)
     for use_cache in (True, False):
         with pytest.raises(ValueError) as err:
-            generate(spy, prompt, 2, use_cache=use_cache)
+            generate(spy.model, prompt, 2, use_cache=use_cache)
         message = str(err.value)
         assert type(err.value) is ValueError  # not PyTorch's IndexError, not Python's TypeError
         assert message.startswith("the prompt must be a tensor of token ids of shape (batch, tokens), ")
@@ -348,7 +347,7 @@ def test_the_suggested_fixes_for_a_prompt_work(model):
 def test_a_setting_that_is_not_a_number_is_a_type_error(model, kwargs, words):
     spy = Spy(model)
     with pytest.raises(TypeError) as err:
-        generate(spy, torch.tensor([[1, 2, 3]]), 2, **kwargs)
+        generate(spy.model, torch.tensor([[1, 2, 3]]), 2, **kwargs)
     for word in words:
         assert word in str(err.value), (word, str(err.value))
     assert spy.shapes == []
@@ -425,6 +424,10 @@ PHRASES = {
         "temperature must be >= 0 (0 means greedy), got",
         "top_k must be an int >= 1 or None, got",
         "top_p must be in (0, 1] or None, got",
+        "pass context_size: this model has no cfg to read its window from",
+        "context_size must be an int >= 1, got",
+        "use_cache=True needs a GPTModel, got",
+        "use_cache=False runs any model that maps ids to logits",
         # checkpoints
         "no checkpoint directory",
         "is a file; pass the directory that holds",

@@ -297,6 +297,77 @@ def test_invalid_max_new_tokens_raises(bad):
         generate(ScriptedModel([[1]], prompt_length=1), torch.tensor([[1]]), bad)
 
 
-def test_options_after_max_new_tokens_are_keyword_only(model, prompts):
-    with pytest.raises(TypeError):
-        generate(model, prompts, 3, 0.8)
+@pytest.mark.parametrize("bad", [0, 0.8, True, "8"])
+def test_invalid_context_size_raises_naming_it(model, prompts, bad):
+    with pytest.raises(ValueError, match="context_size"):
+        generate(model, prompts, 3, bad)  # e.g. a temperature passed where the book puts context_size
+
+
+def test_use_cache_needs_a_gpt_model(prompts):
+    with pytest.raises(ValueError, match="use_cache=True needs a GPTModel"):
+        generate(ScriptedModel([[1]], prompt_length=5), prompts, 1, use_cache=True)
+
+
+# --- the book's generate -------------------------------------------------------
+
+
+def books_generate(model, idx, max_new_tokens, context_size, temperature=0.0, top_k=None, eos_id=None):
+    """The book's chapter 5 decoder, restated from its description: crop, last position,
+    top-k by masking with -inf below the k-th best logit, then temperature and a draw
+    with torch.multinomial from the global random state (or argmax), stop at eos_id."""
+    for _ in range(max_new_tokens):
+        with torch.no_grad():
+            logits = model(idx[:, -context_size:])[:, -1, :]
+        if top_k is not None:
+            kth_best = torch.topk(logits, top_k).values[:, -1]
+            logits = torch.where(logits < kth_best, torch.tensor(float("-inf")), logits)
+        if temperature > 0.0:
+            probs = torch.softmax(logits / temperature, dim=-1)
+            next_id = torch.multinomial(probs, num_samples=1)
+        else:
+            next_id = torch.argmax(logits, dim=-1, keepdim=True)
+        if next_id == eos_id:
+            break
+        idx = torch.cat((idx, next_id), dim=1)
+    return idx
+
+
+class IdsToLogits(torch.nn.Module):
+    """Not a GPTModel: any module that maps ids (batch, tokens) to logits will do."""
+
+    def __init__(self, vocab_size=97, width=16):
+        super().__init__()
+        self.emb = torch.nn.Embedding(vocab_size, width)
+        self.head = torch.nn.Linear(width, vocab_size)
+
+    def forward(self, idx):
+        return self.head(self.emb(idx).cumsum(dim=1))
+
+
+@pytest.mark.parametrize("settings", [
+    dict(temperature=0.0),
+    dict(temperature=1.0),
+    dict(temperature=1.4, top_k=25),
+    dict(temperature=0.7, top_k=5),
+    dict(temperature=0.0, top_k=3),
+])
+@pytest.mark.parametrize("which", ["GPTModel", "any model"])
+def test_the_books_positional_call_gives_the_books_tokens(model, prompts, settings, which):
+    torch.manual_seed(0)
+    net = model if which == "GPTModel" else IdsToLogits().eval()
+    prompt = prompts[:1]  # the book's function handles a batch of one
+    args = (net, prompt, 12, 6, settings["temperature"], settings.get("top_k"))
+    torch.manual_seed(123)
+    theirs = books_generate(*args)
+    torch.manual_seed(123)
+    ours = generate(*args)
+    assert torch.equal(ours, theirs)
+
+
+def test_the_books_eos_id_stops_like_the_books_function(model, prompts):
+    prompt = prompts[:1]
+    eos_id = int(generate(model, prompt, 3, CONTEXT)[0, -1])  # the third greedy token
+    expected = books_generate(model, prompt, 10, CONTEXT, eos_id=eos_id)
+    ours = generate(model, prompt, 10, CONTEXT, 0.0, None, eos_id)
+    # The book stops before appending eos_id; ours appends it, then stops.
+    assert torch.equal(ours[:, :-1], expected) and int(ours[0, -1]) == eos_id
