@@ -91,7 +91,8 @@ plt.show()
 # keys are small random projections, so no key stands out much. Training is what carves
 # distinct patterns into the heads (one attending to the previous token, one to the
 # first, one to matching words...). The last row, in numbers: each head has its own
-# random favourite, but none gives any token more than about twice its uniform share.
+# random favourite, but none gives any token more than two and a half times its uniform
+# share.
 
 # %%
 last_row = weights[0, :, -1, :]  # (heads, tokens): how the last token "." spreads its attention
@@ -208,12 +209,13 @@ fig.tight_layout()
 plt.show()
 
 # %% [markdown]
-# Pre-norm: the stream starts at the small scale of GPT-2's embeddings (standard deviation
-# 0.02 per table, so about 0.03 for their sum) and grows as every block *adds* to it;
-# each update is measured against a stream that keeps getting larger, so later blocks
-# change it relatively less. Nothing inside the stack normalises it, which is why
-# `GPTModel` ends with `final_norm`. Post-norm: the first layer norm lifts the stream to
-# unit scale at once, and every block's output is renormalised there.
+# Pre-norm: the stream starts at the scale of the embeddings (PyTorch draws each table
+# from $\mathcal{N}(0, 1)$, so about $\sqrt{2} \approx 1.4$ for their sum) and grows as
+# every block *adds* to it, to about 1.7 after twelve blocks; each update is measured
+# against a stream that keeps getting larger, so later blocks change it relatively less.
+# Nothing inside the stack normalises it, which is why `GPTModel` ends with `final_norm`.
+# Post-norm: the first layer norm brings the stream to unit scale at once, and every
+# block's output is renormalised there.
 #
 # ## Try it
 #

@@ -24,6 +24,17 @@ from torch import nn
 
 # --- from docs/chapters/01-configuration.md ----------------------------------
 
+# Published GPT-2 sizes (Radford et al., 2019). All use GPT-2's vocabulary and context,
+# biases in the query/key/value projections and a tied output head.
+_GPT2 = dict(vocab_size=50257, context_length=1024, qkv_bias=True, tie_weights=True)
+GPT2_PRESETS = {
+    "gpt2-small": dict(_GPT2, emb_dim=768, n_layers=12, n_heads=12),
+    "gpt2-medium": dict(_GPT2, emb_dim=1024, n_layers=24, n_heads=16),
+    "gpt2-large": dict(_GPT2, emb_dim=1280, n_layers=36, n_heads=20),
+    "gpt2-xl": dict(_GPT2, emb_dim=1600, n_layers=48, n_heads=25),
+}
+
+
 @dataclass
 class GPTConfig:
     """The hyperparameters of a GPT model. The defaults are the book's GPT-2 small (124M)."""
@@ -110,17 +121,6 @@ def as_config(config: GPTConfig | Mapping) -> GPTConfig:
     if isinstance(config, Mapping):
         return GPTConfig.from_dict(config)
     raise TypeError(f"expected a GPTConfig or a dict of its fields, got {type(config).__name__}")
-
-
-# Published GPT-2 sizes (Radford et al., 2019). All use GPT-2's vocabulary and context,
-# biases in the query/key/value projections and a tied output head.
-_GPT2 = dict(vocab_size=50257, context_length=1024, qkv_bias=True, tie_weights=True)
-GPT2_PRESETS = {
-    "gpt2-small": dict(_GPT2, emb_dim=768, n_layers=12, n_heads=12),
-    "gpt2-medium": dict(_GPT2, emb_dim=1024, n_layers=24, n_heads=16),
-    "gpt2-large": dict(_GPT2, emb_dim=1280, n_layers=36, n_heads=20),
-    "gpt2-xl": dict(_GPT2, emb_dim=1600, n_layers=48, n_heads=25),
-}
 
 
 # --- from docs/chapters/03-layer-normalization.md ----------------------------
@@ -219,7 +219,7 @@ class MultiHeadAttention(nn.Module):
         queries = split_heads(self.W_query(x))
         keys = split_heads(self.W_key(x))
         values = split_heads(self.W_value(x))
-        if cache is not None:  # generation with a KV cache (chapter 11)
+        if cache is not None:  # generation with a KV cache (chapter 9)
             keys, values = cache.append(keys, values)  # earlier tokens' keys, then ours
         # softmax(q k^T / sqrt(head_dim) + causal mask) v, with dropout on the weights:
         # the same computation as the explicit version above, in one fused kernel.
@@ -271,7 +271,7 @@ TOKEN_ID_DTYPES = (torch.int64, torch.int32)
 def check_token_ids(in_idx, cfg, past: int = 0) -> None:
     """Fail with a message a learner can act on, not an index error deep inside torch.
 
-    `past` is the number of tokens already held in a KV cache (chapter 11).
+    `past` is the number of tokens already held in a KV cache (chapter 9).
     """
     if not isinstance(in_idx, torch.Tensor):
         raise TypeError(f"token ids must be a torch.Tensor, got {type(in_idx).__name__}")
@@ -326,9 +326,9 @@ class GPTModel(nn.Module):
     def forward(self, in_idx: torch.Tensor, cache=None, last_only: bool = False) -> torch.Tensor:
         """Token ids (batch, tokens) -> logits (batch, tokens, vocab_size).
 
-        For generation: `cache` (chapter 11) holds the keys and values of the tokens seen
-        before `in_idx`, whose positions therefore start after them; `last_only=True`
-        computes the logits of the last position only.
+        For generation: `cache` (a KVCache, chapter 9) holds the keys and values of the
+        tokens seen before `in_idx`, whose positions therefore start after them;
+        `last_only=True` computes the logits of the last position only.
         """
         past = len(cache) if cache is not None else 0
         check_token_ids(in_idx, self.cfg, past)
