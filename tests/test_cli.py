@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from llm_from_scratch.__main__ import main
-from llm_from_scratch.model import GPTConfig, GPTModel
+from llm_from_scratch.model import GPTConfig, GPTModel, init_gpt2_weights
 from llm_from_scratch.pretrained import save_gpt2
 
 
@@ -26,7 +26,7 @@ def weights(tmp_path_factory):
     """A small random GPT-2 with GPT-2's vocabulary, saved as a checkpoint directory."""
     torch.manual_seed(123)
     cfg = GPTConfig(context_length=64, emb_dim=32, n_heads=4, n_layers=2, qkv_bias=True, tie_weights=True)
-    return save_gpt2(GPTModel(cfg), tmp_path_factory.mktemp("weights"))
+    return save_gpt2(init_gpt2_weights(GPTModel(cfg)), tmp_path_factory.mktemp("weights"))
 
 
 # --- in a subprocess -----------------------------------------------------------
@@ -161,6 +161,26 @@ def test_seed_changes_sampling(weights, capsys):
         assert main(base + ["--seed", seed]) == 0
         texts.add(capsys.readouterr().out)
     assert len(texts) > 1
+
+
+def test_random_weights_get_gpt2_initialisation(monkeypatch, capsys):
+    # Without --weights the preset is built and given GPT-2's initialisation (a tied
+    # GPTModel left with PyTorch's N(0, 1) embedding would score tokens with it).
+    import llm_from_scratch.__main__ as cli
+
+    initialised = []
+
+    def spy(model):
+        initialised.append(model)
+        return init_gpt2_weights(model)
+
+    monkeypatch.setattr(cli, "init_gpt2_weights", spy)
+    assert main(["generate", "--prompt", "Hello", "--max-new-tokens", "0"]) == 0
+    assert capsys.readouterr().out == "Hello\n"
+    (model,) = initialised
+    assert model.cfg == GPTConfig.from_preset("gpt2-small")
+    assert model.out_head.weight is model.tok_emb.weight
+    assert model.tok_emb.weight.std().item() == pytest.approx(0.02, rel=0.01)
 
 
 def test_checkpoint_with_a_small_vocabulary_is_a_clear_error(tmp_path, capsys):

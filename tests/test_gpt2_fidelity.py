@@ -1,5 +1,6 @@
 """Our model against GPT-2's published architecture (chapter 10): weight tying, GPT-2's
-initialisation, and the parameter counts of the four presets."""
+initialisation (opt-in, `init_gpt2_weights`), and the four presets: their parameter counts
+and their tensors, against an independent formula and against transformers' GPT-2."""
 
 import math
 
@@ -92,6 +93,8 @@ def test_init_standard_deviations(n_layers):
     cfg = GPTConfig(vocab_size=2000, context_length=256, emb_dim=256, n_heads=4,
                     n_layers=n_layers, qkv_bias=True, tie_weights=True)
     model = GPTModel(cfg)
+    assert init_gpt2_weights(model) is model  # in place, and returned for chaining
+    assert model.out_head.weight is model.tok_emb.weight  # still tied
 
     def std(tensors):
         return torch.cat([t.detach().flatten() for t in tensors]).std().item()
@@ -109,6 +112,54 @@ def test_init_standard_deviations(n_layers):
     for norm in [model.final_norm, *(n for b in blocks for n in (b.norm1, b.norm2))]:
         assert torch.equal(norm.scale, torch.ones_like(norm.scale))
         assert torch.equal(norm.shift, torch.zeros_like(norm.shift))
+
+
+def test_gpt_model_keeps_pytorch_defaults_unless_asked():
+    # GPTModel draws what nn.Embedding / nn.Linear draw (the book's numbers); GPT-2's
+    # initialisation is a separate step.
+    torch.manual_seed(123)
+    model = GPTModel(GPTConfig(vocab_size=2000, context_length=64, emb_dim=256, n_heads=4,
+                               n_layers=2, qkv_bias=True, tie_weights=True))
+    assert model.tok_emb.weight.std().item() == pytest.approx(1.0, rel=0.02)  # N(0, 1)
+    bound = 1 / math.sqrt(256)  # nn.Linear: uniform on +-1/sqrt(in_features)
+    w_query = model.trf_blocks[0].att.W_query
+    assert w_query.weight.abs().max() <= bound
+    assert w_query.weight.std().item() == pytest.approx(bound / math.sqrt(3), rel=0.02)
+    assert torch.count_nonzero(w_query.bias) > 0
+    init_gpt2_weights(model)
+    assert model.tok_emb.weight.std().item() == pytest.approx(0.02, rel=0.02)
+
+
+def test_init_matches_transformers_gpt2():
+    # transformers' GPT2LMHeadModel initialises itself with GPT-2's recipe; the standard
+    # deviations of every tensor, by role, must agree with ours.
+    transformers = pytest.importorskip("transformers")
+    L = 4
+    torch.manual_seed(123)
+    hf = transformers.GPT2LMHeadModel(transformers.GPT2Config(
+        vocab_size=1000, n_positions=256, n_embd=256, n_layer=L, n_head=4,
+        bos_token_id=None, eos_token_id=None))
+    ours = init_gpt2_weights(GPTModel(GPTConfig(vocab_size=1000, context_length=256, emb_dim=256,
+                                                n_heads=4, n_layers=L, qkv_bias=True, tie_weights=True)))
+
+    def std(tensors):
+        return torch.cat([t.detach().flatten() for t in tensors]).std().item()
+
+    blocks, h = ours.trf_blocks, hf.transformer.h
+    pairs = {
+        "wte": ([ours.tok_emb.weight], [hf.transformer.wte.weight]),
+        "wpe": ([ours.pos_emb.weight], [hf.transformer.wpe.weight]),
+        "c_attn, c_fc": ([m.weight for b in blocks for m in (b.att.W_query, b.att.W_key, b.att.W_value,
+                                                             b.ff.layers[0])],
+                         [w for b in h for w in (b.attn.c_attn.weight, b.mlp.c_fc.weight)]),
+        "c_proj (residual)": ([w for b in blocks for w in (b.att.out_proj.weight, b.ff.layers[2].weight)],
+                              [w for b in h for w in (b.attn.c_proj.weight, b.mlp.c_proj.weight)]),
+    }
+    for role, (mine, theirs) in pairs.items():
+        assert std(mine) == pytest.approx(std(theirs), rel=0.03), role
+    assert std(pairs["c_proj (residual)"][0]) == pytest.approx(0.02 / math.sqrt(2 * L), rel=0.03)
+    hf_biases = [p for n, p in hf.named_parameters() if n.endswith(".bias") and ".ln_" not in n]
+    assert all(torch.count_nonzero(b) == 0 for b in hf_biases)
 
 
 def test_init_gpt2_weights_reinitialises_a_disturbed_model():
@@ -136,7 +187,7 @@ def test_initial_loss_is_close_to_uniform():
     torch.manual_seed(123)
     cfg = GPTConfig(emb_dim=64, n_heads=4, n_layers=4, context_length=32, drop_rate=0.0,
                     qkv_bias=True, tie_weights=True)
-    model = GPTModel(cfg).eval()
+    model = init_gpt2_weights(GPTModel(cfg)).eval()
     ids = torch.randint(0, cfg.vocab_size, (4, cfg.context_length + 1))
     with torch.no_grad():
         logits = model(ids[:, :-1])
@@ -144,10 +195,11 @@ def test_initial_loss_is_close_to_uniform():
     assert abs(loss - math.log(cfg.vocab_size)) < 0.3
 
 
-def test_meta_device_build_skips_the_draws():
+def test_init_gpt2_weights_on_the_meta_device_draws_nothing():
     model = meta_model(GPTConfig.from_preset("gpt2-medium"))
     assert all(p.is_meta for p in model.parameters())
-    init_gpt2_weights(model)  # nothing to draw, and no error
+    assert init_gpt2_weights(model) is model  # nothing to draw, and no error
+    assert all(p.is_meta for p in model.parameters())
 
 
 # --- presets -------------------------------------------------------------------
@@ -178,3 +230,22 @@ def test_published_sizes():
 def test_independent_formula_matches_a_small_model_without_qkv_bias():
     cfg = GPTConfig(**SMALL, qkv_bias=False, tie_weights=False)
     assert unique_parameters(GPTModel(cfg)) == gpt2_parameter_count(100, 16, 32, 2, tied=False, qkv_bias=False)
+
+
+def test_presets_are_transformers_gpt2_architectures():
+    # Each preset, as transformers builds GPT-2 of that size (on the meta device: shapes
+    # only): the same tensors, in the checkpoint layout, and a config that reads back as
+    # the preset.
+    transformers = pytest.importorskip("transformers")
+    from llm_from_scratch.pretrained import config_from_hf, gpt2_checkpoint_shapes
+
+    for name in GPT2_PRESETS:
+        cfg = GPTConfig.from_preset(name)
+        hf_config = transformers.GPT2Config(n_embd=cfg.emb_dim, n_layer=cfg.n_layers, n_head=cfg.n_heads)
+        with torch.device("meta"):
+            hf = transformers.GPT2LMHeadModel(hf_config)
+        shapes = {k.removeprefix("transformer."): tuple(v.shape) for k, v in hf.state_dict().items()}
+        assert shapes == gpt2_checkpoint_shapes(cfg), name
+        fields, eps = config_from_hf(hf_config.to_dict())
+        assert GPTConfig(**fields) == cfg and eps == 1e-5, name
+        assert unique_parameters(hf) == unique_parameters(meta_model(cfg)), name

@@ -1,4 +1,5 @@
-"""The KV cache (chapter 11): cached and uncached computation agree, in logits and tokens.
+"""The KV cache (chapters 9 and 11): cached and uncached computation agree, in logits and
+tokens. The cache is opt-in: generate(..., use_cache=True).
 
 The models are tiny and seeded. GPT-2's initialisation (std 0.02, zero biases) would
 weaken these tests: attention is then almost uniform, so a wrong mask moves the logits
@@ -46,16 +47,17 @@ def assert_logits_close(actual, expected):
     torch.testing.assert_close(actual, expected, atol=1e-4, rtol=1e-4)
 
 
-class Spy:
-    """Wraps a model: records (tokens fed, shape, cache object, last_only) of every call."""
+def record_calls(model):
+    """Record (shape, cache object, last_only, keyword names) of every call to model, with a
+    forward pre-hook: generate still sees the GPTModel itself. Returns the list."""
+    calls = []
 
-    def __init__(self, model):
-        self.model, self.cfg, self.calls = model, model.cfg, []
+    def hook(module, args, kwargs):
+        calls.append(dict(shape=tuple(args[0].shape), cache=kwargs.get("cache"),
+                          last_only=kwargs.get("last_only", False), kwargs=set(kwargs)))
 
-    def __call__(self, idx, **kwargs):
-        self.calls.append(dict(shape=tuple(idx.shape), cache=kwargs.get("cache"),
-                               last_only=kwargs.get("last_only", False), kwargs=set(kwargs)))
-        return self.model(idx, **kwargs)
+    model.register_forward_pre_hook(hook, with_kwargs=True)
+    return calls
 
 
 @pytest.fixture(scope="module", params=list(CONFIGS), ids=list(CONFIGS))
@@ -169,8 +171,8 @@ def test_greedy_tokens_are_the_same_with_and_without_the_cache(model, prompt_len
     # (5, 30) and (1, 20) run past the 16-token window; (20, 6) starts past it.
     cfg = model.cfg
     prompt = random_ids(cfg, 3, prompt_length)
-    cached = generate(model, prompt, max_new_tokens=new_tokens)
-    uncached = generate(model, prompt, max_new_tokens=new_tokens, use_cache=False)
+    cached = generate(model, prompt, max_new_tokens=new_tokens, use_cache=True)
+    uncached = generate(model, prompt, max_new_tokens=new_tokens)  # the default: no cache
     book = generate_text_simple(model, prompt, max_new_tokens=new_tokens,
                                 context_size=cfg.context_length)
     assert cached.shape == (3, prompt_length + new_tokens)
@@ -198,7 +200,7 @@ def test_end_of_text_stops_the_same_with_and_without_the_cache(model):
     prompt = random_ids(model.cfg, 3, 4)
     free = generate(model, prompt, max_new_tokens=10)
     eos = int(free[0, 6])  # a token row 0 is certain to emit: it will stop there
-    cached = generate(model, prompt, max_new_tokens=10, eos_id=eos)
+    cached = generate(model, prompt, max_new_tokens=10, eos_id=eos, use_cache=True)
     uncached = generate(model, prompt, max_new_tokens=10, eos_id=eos, use_cache=False)
     assert torch.equal(cached, uncached)
     assert (cached[0, 6:] == eos).all()
@@ -208,9 +210,10 @@ def test_end_of_text_stops_the_same_with_and_without_the_cache(model):
 def test_cache_length_after_generation(prompt_length, new_tokens):
     # The last new token is never fed back, so the cache holds prompt + new - 1 tokens.
     model = scrambled(CONFIGS["base"])
-    spy = Spy(model)
-    out = generate(spy, random_ids(model.cfg, 2, prompt_length), max_new_tokens=new_tokens)
-    caches = {id(call["cache"]): call["cache"] for call in spy.calls}
+    calls = record_calls(model)
+    out = generate(model, random_ids(model.cfg, 2, prompt_length), max_new_tokens=new_tokens,
+                   use_cache=True)
+    caches = {id(call["cache"]): call["cache"] for call in calls}
     assert len(caches) == 1  # one cache, used for the whole generation
     (cache,) = caches.values()
     assert out.shape == (2, prompt_length + new_tokens)
@@ -222,32 +225,67 @@ def test_cache_length_after_generation(prompt_length, new_tokens):
 def test_generate_feeds_one_token_per_step_after_the_prefill():
     model = scrambled(CONFIGS["base"])
     context, prompt_length, new_tokens = model.cfg.context_length, 5, 20
-    spy = Spy(model)
-    generate(spy, random_ids(model.cfg, 2, prompt_length), max_new_tokens=new_tokens)
-    shapes = [call["shape"] for call in spy.calls]
+    calls = record_calls(model)
+    generate(model, random_ids(model.cfg, 2, prompt_length), max_new_tokens=new_tokens,
+             use_cache=True)
+    shapes = [call["shape"] for call in calls]
     one_token_steps = context - prompt_length  # until the cache holds the full window
     full_windows = new_tokens - 1 - one_token_steps
     assert shapes == ([(2, prompt_length)] + [(2, 1)] * one_token_steps
                       + [(2, context)] * full_windows)
-    with_cache = [call["cache"] is not None for call in spy.calls]
+    with_cache = [call["cache"] is not None for call in calls]
     assert with_cache == [True] * (1 + one_token_steps) + [False] * full_windows
-    assert all(call["last_only"] for call in spy.calls)
+    assert all(call["last_only"] for call in calls)
 
 
 def test_generate_without_the_cache_passes_the_window_and_last_only():
-    # Chapter 9: with use_cache=False a model needs only ids and a `last_only` keyword.
+    # The default, use_cache=False: the whole window every step, only the last logits.
     model = scrambled(CONFIGS["base"])
-    spy = Spy(model)
-    generate(spy, random_ids(model.cfg, 1, 5), max_new_tokens=4, use_cache=False)
-    assert [call["shape"] for call in spy.calls] == [(1, 5), (1, 6), (1, 7), (1, 8)]
-    assert all(call["kwargs"] == {"last_only"} and call["last_only"] for call in spy.calls)
+    calls = record_calls(model)
+    generate(model, random_ids(model.cfg, 1, 5), 4)
+    assert [call["shape"] for call in calls] == [(1, 5), (1, 6), (1, 7), (1, 8)]
+    assert all(call["kwargs"] == {"last_only"} and call["last_only"] for call in calls)
+
+
+class IdsToLogits(torch.nn.Module):
+    """Not a GPTModel: any module mapping ids to logits, as the book's loop calls it."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, idx):
+        return self.model(idx)
+
+
+def test_use_cache_is_opt_in_and_needs_a_gpt_model():
+    model = scrambled(CONFIGS["base"])
+    prompt = random_ids(model.cfg, 2, 5)
+    other, window = IdsToLogits(model), model.cfg.context_length
+    assert torch.equal(generate(other, prompt, 6, window), generate(model, prompt, 6, use_cache=True))
+    with pytest.raises(ValueError, match="use_cache=True needs a GPTModel, got IdsToLogits"):
+        generate(other, prompt, 6, window, use_cache=True)
+
+
+def test_the_books_positional_arguments():
+    # generate(model, idx, max_new_tokens, context_size, temperature, top_k, eos_id), as the
+    # book calls it; a context_size below the window crops, with the cache as without it.
+    model = scrambled(CONFIGS["qkv_bias"])
+    prompt = random_ids(model.cfg, 2, 6)
+    book = generate_text_simple(model, prompt, 12, 8)
+    assert torch.equal(generate(model, prompt, 12, 8), book)
+    assert torch.equal(generate(model, prompt, 12, 8, 0.0, None, None, use_cache=True), book)
+    torch.manual_seed(5)
+    sampled = generate(model, prompt, 12, 8, 1.0, 10)
+    torch.manual_seed(5)
+    assert torch.equal(generate(model, prompt, 12, 8, 1.0, 10, None, use_cache=True), sampled)
 
 
 def test_a_bfloat16_model_generates_with_the_cache():
     model = scrambled(CONFIGS["qkv_bias"]).to(torch.bfloat16)
     cfg = model.cfg
     prompt = random_ids(cfg, 2, 5)
-    out = generate(model, prompt, max_new_tokens=20)  # past the 16-token window too
+    out = generate(model, prompt, max_new_tokens=20, use_cache=True)  # past the 16-token window too
     assert out.shape == (2, 25) and out.dtype == torch.long
     assert torch.equal(out[:, :5], prompt)
     assert int(out.min()) >= 0 and int(out.max()) < cfg.vocab_size

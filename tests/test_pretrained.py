@@ -7,6 +7,7 @@ Then every way a checkpoint can fail to fit must be reported by name.
 """
 
 import json
+import subprocess
 import sys
 
 import pytest
@@ -136,6 +137,24 @@ def test_openai_style_bin_without_prefix_and_with_mask_buffers(hf_model, hf_stat
     (tmp_path / "config.json").write_text(json.dumps(hf_config_dict))
     ours = load_gpt2(tmp_path)
     torch.testing.assert_close(our_logits(ours), hf_logits(hf_model), atol=1e-4, rtol=0)
+
+
+def test_loading_builds_without_drawing(safetensors_dir):
+    # load_gpt2 builds on the meta device with torch.nn.init's functions skipped: no random
+    # numbers, and none of the slow first-time set-up a meta normal_() costs (it imports
+    # torch._dynamo, about 1.5 s). Checked in a fresh process, where nothing was imported yet.
+    code = (
+        "import sys, torch\n"
+        "from llm_from_scratch.pretrained import load_gpt2\n"
+        "state = torch.get_rng_state()\n"
+        f"model = load_gpt2({str(safetensors_dir)!r})\n"
+        "assert torch.equal(state, torch.get_rng_state()), 'random numbers were drawn'\n"
+        "assert not any(p.is_meta for p in model.parameters())\n"
+        "print('torch._dynamo' in sys.modules)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "False"
 
 
 def test_untied_checkpoint_keeps_its_own_head(tmp_path):

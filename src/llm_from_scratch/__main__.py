@@ -12,7 +12,7 @@ import torch
 
 from llm_from_scratch import __version__
 from llm_from_scratch.generate import generate
-from llm_from_scratch.model import GPT2_PRESETS, GPTConfig, GPTModel
+from llm_from_scratch.model import GPT2_PRESETS, GPTConfig, GPTModel, init_gpt2_weights
 from llm_from_scratch.pretrained import gpt2_checkpoint_shapes, load_gpt2
 from llm_from_scratch.tokenizer import END_OF_TEXT_ID, get_tokenizer
 
@@ -113,7 +113,7 @@ def run_generate(args) -> int:
     if args.weights is not None:
         model = load_gpt2(args.weights)
     else:
-        model = GPTModel(GPTConfig.from_preset(args.preset)).eval()
+        model = init_gpt2_weights(GPTModel(GPTConfig.from_preset(args.preset))).eval()
         print(f"note: no --weights given, so this {args.preset} has random weights and "
               "writes gibberish; see chapter 10 for loading GPT-2's weights", file=sys.stderr)
     tokenizer = get_tokenizer()

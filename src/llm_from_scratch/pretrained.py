@@ -11,6 +11,7 @@ from pathlib import Path
 
 import torch
 from safetensors.torch import load_file, save_file
+from torch.overrides import TorchFunctionMode
 
 from llm_from_scratch.model import GPTConfig, GPTModel, LayerNorm, as_config
 from llm_from_scratch.tokenizer import END_OF_TEXT_ID
@@ -283,6 +284,17 @@ def resolve_checkpoint_dir(path) -> Path:
                             f"GPT-2's weights, {fetch}.")
 
 
+class _SkipInit(TorchFunctionMode):
+    """While active, torch.nn.init's functions (which layers call to draw their starting
+    values) return their tensor as it is: for building a model whose values come later."""
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if getattr(func, "__module__", None) == "torch.nn.init":
+            return args[0] if args else kwargs["tensor"]
+        return func(*args, **kwargs)
+
+
 def load_gpt2(path, **overrides) -> GPTModel:
     """A GPTModel with the weights of a GPT-2 checkpoint in the Hugging Face layout.
 
@@ -306,7 +318,7 @@ def load_gpt2(path, **overrides) -> GPTModel:
 
     hf_state, file = read_checkpoint(directory)
     state = convert_gpt2_state_dict(hf_state, cfg, source=str(file))
-    with torch.device("meta"):  # no random init: the checkpoint provides every value
+    with torch.device("meta"), _SkipInit():  # no data, no draws: the checkpoint has every value
         model = GPTModel(cfg)
     model.load_state_dict(state, assign=True)
     if cfg.tie_weights:
