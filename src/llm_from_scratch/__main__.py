@@ -123,7 +123,8 @@ def run_generate(args) -> int:
                          f"{model.cfg.vocab_size} tokens; the command line uses GPT-2's tokenizer")
     generator = torch.Generator().manual_seed(args.seed)
     out = generate(model, torch.tensor([ids]), args.max_new_tokens, temperature=args.temperature,
-                   top_k=args.top_k, top_p=args.top_p, eos_id=END_OF_TEXT_ID, generator=generator)
+                   top_k=args.top_k, top_p=args.top_p, eos_id=END_OF_TEXT_ID, generator=generator,
+                   use_cache=True)  # same tokens, less work (chapter 9)
     new = out[0, len(ids):].tolist()
     if new and new[-1] == END_OF_TEXT_ID:
         new = new[:-1]  # the model ended the text; do not print the marker
