@@ -34,32 +34,31 @@ def threads():
     torch.set_num_threads(before)
 
 
+def assert_same_as_linear(product, shape, out_features, bias):
+    """product(x, weight, bias) gives F.linear's result, in F.linear's shape."""
+    torch.manual_seed(0)
+    layer = nn.Linear(64, out_features, bias=bias)
+    x = torch.randn(shape)
+    with torch.no_grad():
+        out = product(x, layer.weight, layer.bias)
+        assert out.shape == (*shape[:-1], out_features)
+        torch.testing.assert_close(out, F.linear(x, layer.weight, layer.bias))
+
+
 @pytest.mark.parametrize("n_threads", [1, 2, 3, 4])
 @pytest.mark.parametrize("out_features", [1001, 96, 3, 1])  # remainders, even, fewer rows than threads
 @pytest.mark.parametrize("bias", [True, False])
 @pytest.mark.parametrize("shape", [(1, 1, 64), (1, 64), (64,)])
 def test_one_row_equals_one_product(threads, n_threads, out_features, bias, shape):
     threads(n_threads)
-    torch.manual_seed(0)
-    layer = nn.Linear(64, out_features, bias=bias)
-    x = torch.randn(shape)
-    with torch.no_grad():
-        out = one_row_product(x, layer.weight, layer.bias)
-        assert out.shape == (*shape[:-1], out_features)
-        torch.testing.assert_close(out, F.linear(x, layer.weight, layer.bias))
+    assert_same_as_linear(one_row_product, shape, out_features, bias)
 
 
 @pytest.mark.parametrize("shape", [(1, 1, 64), (3, 1, 64), (2, 5, 64), (7, 64), (1, 300, 64)])
 @pytest.mark.parametrize("out_features", [1000, 1024, 1025, 511])  # whole, partial and single slices
 @pytest.mark.parametrize("bias", [True, False])
 def test_sliced_equals_one_product(shape, out_features, bias):
-    torch.manual_seed(0)
-    layer = nn.Linear(64, out_features, bias=bias)
-    x = torch.randn(shape)
-    with torch.no_grad():
-        out = sliced_product(x, layer.weight, layer.bias)
-        assert out.shape == (*shape[:-1], out_features)
-        torch.testing.assert_close(out, F.linear(x, layer.weight, layer.bias))
+    assert_same_as_linear(sliced_product, shape, out_features, bias)
 
 
 @pytest.mark.parametrize("shape", [(1, 1, 64), (4, 64), (2, 9, 64)])
