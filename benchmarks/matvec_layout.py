@@ -9,11 +9,9 @@ Prints the median milliseconds for all of a token's layers of one shape (plain r
 the two layouts alternately) and the ratio F.linear / addmm (above 1: addmm is faster).
 """
 
-import statistics
-import time
-
 import torch
 import torch.nn.functional as F
+from cpu_paths import side_by_side  # the same alternating timing as chapter 12's figures
 
 # (out, in, layers per token in GPT-2 small), as our model and as transformers' computes them
 OURS = [(768, 768, 48), (3072, 768, 12), (768, 3072, 12)]
@@ -35,19 +33,12 @@ def main(repeats: int = 15) -> None:
         weights, biases = layers((out_features, in_features), count)
         transposed = [w.t().contiguous() for w in weights]  # (in, out), as GPT-2's Conv1D
         x = torch.randn(1, in_features)
-        runs = {
-            "F.linear": lambda: [F.linear(x, w, b) for w, b in zip(weights, biases)],
-            "addmm": lambda: [torch.addmm(b, x, w) for w, b in zip(transposed, biases)],
-        }
-        for run in runs.values():
-            run()
-        times = {name: [] for name in runs}
-        for r in range(repeats):
-            for name in runs if r % 2 == 0 else reversed(list(runs)):
-                start = time.perf_counter()
-                runs[name]()
-                times[name].append(time.perf_counter() - start)
-        ms = {name: 1000 * statistics.median(t) for name, t in times.items()}
+        linear, addmm = side_by_side(
+            lambda: [F.linear(x, w, b) for w, b in zip(weights, biases)],
+            lambda: [torch.addmm(b, x, w) for w, b in zip(transposed, biases)],
+            repeats,
+        )
+        ms = {"F.linear": 1000 * linear, "addmm": 1000 * addmm}
         if (out_features, in_features, count) in OURS:
             totals["F.linear"] += ms["F.linear"]
         if (out_features, in_features, count) in THEIRS:
