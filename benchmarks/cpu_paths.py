@@ -1,4 +1,4 @@
-"""The two paths of chapter 12 (llm_from_scratch.cpu) against plain products, on GPT-2
+"""The two paths of chapter 13 (llm_from_scratch.cpu) against plain products, on GPT-2
 small's shapes: what optimize measures, with more repeats and more input sizes.
 
     python benchmarks/cpu_paths.py

@@ -11,7 +11,7 @@ the two layouts alternately) and the ratio F.linear / addmm (above 1: addmm is f
 
 import torch
 import torch.nn.functional as F
-from cpu_paths import side_by_side  # the same alternating timing as chapter 12's figures
+from cpu_paths import side_by_side  # the same alternating timing as chapter 13's figures
 
 # (out, in, layers per token in GPT-2 small), as our model and as transformers' computes them
 OURS = [(768, 768, 48), (3072, 768, 12), (768, 3072, 12)]

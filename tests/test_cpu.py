@@ -1,4 +1,4 @@
-"""llm_from_scratch.cpu (chapter 12): the CPU paths change how the model computes, not
+"""llm_from_scratch.cpu (chapter 13): the CPU paths change how the model computes, not
 what. Equality tests force the paths with use_path, so they never depend on timing; the
 decision to adopt a path is tested with fake timings."""
 

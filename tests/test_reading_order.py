@@ -55,7 +55,7 @@ def test_the_check_sees_a_name_used_before_its_definition():
 
 
 # The one deliberate exception: GPTModel.from_pretrained (chapter 8) hands over to chapter
-# 10's loader when it is called, the way `cache=None` waits for chapter 11.
+# 10's loader when it is called, the way `cache=None` waits for chapter 12.
 HAND_OFFS = {("08-gpt-model.md", "load_gpt2")}
 
 
