@@ -27,6 +27,8 @@ $(VENDOR)/VERSIONS: tools/fetch-vendor-js
 serve: $(BIN)/.installed $(VENDOR)/VERSIONS
 	$(BIN)/mkdocs serve
 
+# The suite checks src/ against the pages and never re-tangles: a hand edit of the
+# generated package must fail the tests, not vanish. `make tangle` writes src/.
 test: $(BIN)/.installed $(VENDOR)/VERSIONS
 	$(BIN)/python -m pytest
 

@@ -18,7 +18,11 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @pytest.fixture(scope="session")
 def built_site(tmp_path_factory) -> Path:
-    """`mkdocs build --strict` into a temporary folder; the build executes every lab."""
+    """`mkdocs build --strict` into a temporary folder; the build executes every lab.
+
+    The build writes only the site folder: its tangle plugin checks src/ and fails, naming
+    the file, if the package differs from the pages (it never re-tangles here).
+    """
     site = tmp_path_factory.mktemp("site")
     result = subprocess.run(
         [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(site)],

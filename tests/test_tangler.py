@@ -1,5 +1,11 @@
-"""The tangler: assembly rules, every error case with file:line, drift detection."""
+"""The tangler: assembly rules, every error case with file:line, drift detection.
 
+And the MkDocs plugin: `mkdocs build` checks src/ and never writes it; `mkdocs serve`
+re-tangles page edits but leaves hand edits alone.
+"""
+
+import logging
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -7,8 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from tangler.core import TangleError, differences, tangle, write
-from tangler.plugin import add_titles
+from mkdocs.exceptions import PluginError
+
+from tangler.core import DRIFT_FIX, TangleError, differences, drift_report, scan_fences, tangle, write
+from tangler.plugin import TanglePlugin, add_titles
 
 ROOT = Path(__file__).resolve().parents[1]
 FENCE = "```"
@@ -188,3 +196,101 @@ def test_the_package_matches_the_pages():
     """The drift check on the real project: src/llm_from_scratch/ is what the pages say."""
     result = subprocess.run([sys.executable, "-m", "tangler", "--check", "--root", str(ROOT)], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
+
+
+# --- the plugin: build checks, serve re-tangles ----------------------------------
+
+
+def copy_of_the_project(tmp_path) -> Path:
+    """What `mkdocs build` reads of this project, copied (the vendored JavaScript linked)."""
+    copy = tmp_path / "project"
+    shutil.copytree(ROOT / "docs", copy / "docs", ignore=shutil.ignore_patterns("vendor"))
+    (copy / "docs/assets/vendor").symlink_to(ROOT / "docs/assets/vendor")
+    for name in ("overrides", "tools", "src/llm_from_scratch"):
+        shutil.copytree(ROOT / name, copy / name, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(ROOT / "mkdocs.yml", copy / "mkdocs.yml")
+    return copy
+
+
+def edit_generated_file(project: Path) -> Path:
+    with (project / MODEL).open("a") as f:
+        f.write("# x\n")
+    return project / MODEL
+
+
+def edit_tangled_block(project: Path) -> Path:
+    """Add a line to the first tangled block of chapter 3, without re-tangling."""
+    page = project / "docs/chapters/03-layer-normalization.md"
+    lines = page.read_text().splitlines(keepends=True)
+    fence = next(f for f in scan_fences(page.read_text(), "page") if any("tangle:" in c for c in f.comments))
+    lines.insert(fence.line, f"{fence.indent}EDITED_ON_THE_PAGE = 1\n")
+    page.write_text("".join(lines))
+    return page
+
+
+@pytest.mark.parametrize("edit", [edit_generated_file, edit_tangled_block])
+def test_mkdocs_build_of_a_drifted_copy_fails_naming_the_file_and_keeps_every_edit(tmp_path, edit):
+    project = copy_of_the_project(tmp_path)
+    edited = edit(project)
+    before = {path: path.read_bytes() for path in [edited, *(project / "src").rglob("*.py")]}
+    result = subprocess.run(
+        [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(tmp_path / "site")],
+        cwd=project, capture_output=True, text=True, timeout=600,
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode != 0, output[-3000:]
+    assert f"{MODEL}: differs from what the pages tangle to" in output and DRIFT_FIX in output, output[-3000:]
+    assert {path: path.read_bytes() for path in before} == before  # the edit is still there, src/ untouched
+
+
+def plugin_for(root: Path, command: str | None):
+    """The plugin as MkDocs drives it: on_startup once (if MkDocs says), on_pre_build per build."""
+    plugin = TanglePlugin()
+    if command is not None:
+        plugin.on_startup(command=command, dirty=False)
+    return lambda: plugin.on_pre_build({"config_file_path": str(root / "mkdocs.yml")})
+
+
+@pytest.mark.parametrize("command", ["build", "gh-deploy", None])
+def test_build_mode_reports_drift_and_writes_nothing(tmp_path, command):
+    root = make_project(tmp_path, {"a.md": block(MODEL, "x = 1") + block("src/llm_from_scratch/new.py", "y = 1")})
+    write(root, {MODEL: tangle(root)[MODEL]})
+    (root / MODEL).write_text((root / MODEL).read_text() + "# mine\n")
+    with pytest.raises(PluginError) as err:
+        plugin_for(root, command)()
+    assert str(err.value) == drift_report(differences(root, tangle(root)))
+    assert f"{MODEL}: differs" in str(err.value) and "new.py: missing" in str(err.value)
+    assert (root / MODEL).read_text().endswith("# mine\n")
+    assert not (root / "src/llm_from_scratch/new.py").exists()
+
+
+def test_serve_retangles_page_edits_and_logs_each_file(tmp_path, caplog):
+    caplog.set_level(logging.INFO)
+    other = "src/llm_from_scratch/other.py"
+    root = make_project(tmp_path, {"a.md": block(MODEL, "x = 1") + block(other, "y = 1")})
+    write(root, tangle(root))
+    rebuild = plugin_for(root, "serve")
+    rebuild()
+    (root / "docs/a.md").write_text(block(MODEL, "x = 2").replace("~~~", FENCE))  # other.py's block is gone
+    rebuild()
+    assert "x = 2" in (root / MODEL).read_text()
+    assert not (root / other).exists()
+    assert f"re-tangled {MODEL}" in caplog.text and f"re-tangled {other}" in caplog.text
+    assert differences(root, tangle(root)) == []
+
+
+@pytest.mark.parametrize("when", ["before serve starts", "while serve runs"])
+def test_serve_leaves_a_hand_edited_file_alone_and_names_it(tmp_path, caplog, when):
+    caplog.set_level(logging.INFO)
+    root = make_project(tmp_path, {"a.md": block(MODEL, "x = 1")})
+    write(root, tangle(root))
+    rebuild = plugin_for(root, "serve")
+    if when == "while serve runs":
+        rebuild()
+    hand_edited = (root / MODEL).read_text() + "# mine\n"
+    (root / MODEL).write_text(hand_edited)
+    (root / "docs/a.md").write_text(block(MODEL, "x = 2").replace("~~~", FENCE))  # and a page edit on top
+    rebuild()
+    rebuild()  # still left alone on the next rebuild
+    assert (root / MODEL).read_text() == hand_edited
+    assert f"left {MODEL} alone" in caplog.text and "re-tangled" not in caplog.text

@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from tangler.core import TangleError, differences, tangle, write
+from tangler.core import TangleError, differences, drift_report, tangle, write
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -25,10 +25,8 @@ def main(argv: list[str] | None = None) -> int:
         expected = tangle(args.root)
         if args.check:
             problems = differences(args.root, expected)
-            for problem in problems:
-                print(problem, file=sys.stderr)
             if problems:
-                print("src/ is out of date: run `python -m tangler` (never edit src/llm_from_scratch/ by hand)", file=sys.stderr)
+                print(drift_report(problems), file=sys.stderr)
                 return 1
             print(f"{len(expected)} generated files match the pages")
             return 0

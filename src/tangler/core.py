@@ -318,7 +318,7 @@ def assemble(target: str, blocks: list[Block]) -> str:
     pages = list(dict.fromkeys(p.page for p in pieces))
     header = [
         HEADER_FIRST_LINE,
-        "# edit the page(s) below and run `python -m tangler` (mkdocs build/serve does it too).",
+        "# edit the page(s) below and run `python -m tangler` (`mkdocs serve` does it too).",
         *(f"#   {p}" for p in pages),
     ]
     parts = ["\n".join(header)]
@@ -361,6 +361,14 @@ def existing_files(root: Path) -> dict[str, str]:
     return files
 
 
+DRIFT_FIX = "src/ is out of date: run `python -m tangler` (never edit src/llm_from_scratch/ by hand)"
+
+
+def drift_report(problems: list[str]) -> str:
+    """The drift message of `python -m tangler --check` and of `mkdocs build`."""
+    return "\n".join([*problems, DRIFT_FIX])
+
+
 def differences(root: Path, expected: dict[str, str]) -> list[str]:
     """One line per file whose contents disagree with the pages."""
     actual = existing_files(root)
@@ -375,8 +383,11 @@ def differences(root: Path, expected: dict[str, str]) -> list[str]:
     return problems
 
 
-def write(root: Path, expected: dict[str, str]) -> list[str]:
-    """Bring src/ in line with the pages; return the files changed or removed."""
+def write(root: Path, expected: dict[str, str], keep: frozenset[str] | set[str] = frozenset()) -> list[str]:
+    """Bring src/ in line with the pages; return the files changed or removed.
+
+    Files named in `keep` are left as they are (neither written nor removed).
+    """
     actual = existing_files(root)
     hand_written = [
         t for t in actual if t not in expected and not actual[t].startswith(HEADER_FIRST_LINE)
@@ -388,7 +399,7 @@ def write(root: Path, expected: dict[str, str]) -> list[str]:
         )
     changed = []
     for target, text in expected.items():
-        if actual.get(target) == text:
+        if actual.get(target) == text or target in keep:
             continue
         path = root / target
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -402,7 +413,7 @@ def write(root: Path, expected: dict[str, str]) -> list[str]:
             os.unlink(tmp)
             raise
         changed.append(target)
-    for target in actual.keys() - expected.keys():
+    for target in actual.keys() - expected.keys() - keep:
         (root / target).unlink()
         changed.append(target)
     return sorted(changed)

@@ -1,7 +1,12 @@
-"""MkDocs plugin: keeps src/ tangled while the site builds, and labels blocks on the page.
+"""MkDocs plugin: keeps src/ honest while the site builds, and labels blocks on the page.
 
-- Before every build (so also on each `mkdocs serve` reload) it re-tangles the pages
-  into src/llm_from_scratch/, writing only files whose text changed.
+- `mkdocs build` (what the tests and CI run) never writes src/: before building it checks
+  that src/llm_from_scratch/ is what the pages tangle to, and fails with the message of
+  `python -m tangler --check`, naming each file that differs. Fix drift by moving any
+  hand edit into its page, then running `python -m tangler`.
+- `mkdocs serve` re-tangles before every rebuild, so authors see their page edits in the
+  package at once, and logs each file it rewrote. It leaves alone, and names, a file
+  that was changed by anything but a page (see `_retangle`).
 - A tangled block gets its target file as its title bar; an expected-output block gets
   the title "Output", so a reader sees where code goes and what it printed.
 - Every page with Python blocks is also written out as a notebook beside the page, and
@@ -18,7 +23,18 @@ import nbformat
 from mkdocs.exceptions import PluginError
 from mkdocs.plugins import BasePlugin, get_plugin_logger
 
-from tangler.core import EXPECTED_OUTPUT, FENCE, MARKER, TangleError, scan_fences, tangle, write
+from tangler.core import (
+    EXPECTED_OUTPUT,
+    FENCE,
+    MARKER,
+    TangleError,
+    differences,
+    drift_report,
+    existing_files,
+    scan_fences,
+    tangle,
+    write,
+)
 from tangler.notebook import page_to_notebook
 
 log = get_plugin_logger(__name__)
@@ -42,14 +58,44 @@ def add_titles(markdown: str) -> str:
 
 
 class TanglePlugin(BasePlugin):
+    def __init__(self):
+        self.command = "build"  # if MkDocs never says, check: the safe choice
+        self.synced: dict[str, str] = {}  # serve: each file's text when it last matched the pages
+
+    def on_startup(self, *, command, dirty):
+        # MkDocs >= 1.4 passes the command; defining this hook also keeps this object
+        # alive across the rebuilds of one `mkdocs serve`, which `self.synced` needs.
+        self.command = command
+
     def on_pre_build(self, config):
         root = Path(config["config_file_path"]).resolve().parent
         try:
-            changed = write(root, tangle(root))
+            expected = tangle(root)
+            if self.command == "serve":
+                self._retangle(root, expected)
+                return
+            problems = differences(root, expected)
         except TangleError as e:
             raise PluginError(f"tangle: {e}") from None
-        for target in changed:
+        if problems:
+            raise PluginError(drift_report(problems))
+
+    def _retangle(self, root: Path, expected: dict[str, str]) -> None:
+        # The rule: serve rewrites a file only while it still holds exactly what the pages
+        # tangled to at this serve's previous build, so that only a page edit can have
+        # made it stale. Anything else (a hand edit, or drift already there when serve
+        # started) is left for the author to settle with `python -m tangler`.
+        actual = existing_files(root)
+        left_alone = {t for t, text in actual.items() if text != expected.get(t) and text != self.synced.get(t)}
+        for target in write(root, expected, keep=left_alone):
             log.info(f"re-tangled {target}")
+        for target in sorted(left_alone):
+            log.warning(
+                f"left {target} alone: it differs from the pages, and not because of a page "
+                "edit this serve saw (a hand edit?); move any hand edit into its page, then "
+                "run `python -m tangler`"
+            )
+        self.synced = {t: text for t, text in expected.items() if t not in left_alone}
 
     def on_page_markdown(self, markdown, page, config, files):
         if page.file.src_uri.endswith(".md") and "```python" in markdown:
