@@ -1,4 +1,4 @@
-"""The command line of chapter 10: `python -m llm_from_scratch info | generate`.
+"""The command line, `python -m llm_from_scratch info | generate` (docs/using-the-package.md).
 
 The main paths run in a subprocess, exactly as a user types them; the many small argument
 checks call `main(argv)` in-process, which returns the same exit status.

@@ -1,4 +1,4 @@
-"""Our model against GPT-2's published architecture (chapter 10): weight tying, GPT-2's
+"""Our model against GPT-2's published architecture (chapters 1, 8 and 10): weight tying, GPT-2's
 initialisation (opt-in, `init_gpt2_weights`), and the four presets: their parameter counts
 and their tensors, against an independent formula and against transformers' GPT-2."""
 

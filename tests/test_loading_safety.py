@@ -1,4 +1,4 @@
-"""Loading checkpoints safely (chapter 10): a hostile or broken file is refused, by name.
+"""Loading checkpoints safely (chapter 11, "Reading the files"): a hostile or broken file is refused, by name.
 
 A `pytorch_model.bin` is a pickle, and unpickling can call any function the file names.
 The payloads below would create a marker file if they ever ran; loading must refuse them

@@ -1,4 +1,4 @@
-"""Loading GPT-2 checkpoints (chapter 10): our model must compute what transformers' GPT-2 does.
+"""Loading GPT-2 checkpoints (chapter 11): our model must compute what transformers' GPT-2 does.
 
 A small GPT-2 is built with transformers (no download), every parameter randomised with a
 seeded generator, saved in the layouts found in the wild, loaded with `load_gpt2`, and
