@@ -1,5 +1,6 @@
-"""The KV cache (chapters 9 and 11): cached and uncached computation agree, in logits and
-tokens. The cache is opt-in: generate(..., use_cache=True).
+"""The KV cache (chapter 12): cached and uncached computation agree, in logits and
+tokens, and a cache that does not fit the model or the batch is refused. The cache is
+opt-in: generate(..., use_cache=True).
 
 The models are tiny and seeded. GPT-2's initialisation (std 0.02, zero biases) would
 weaken these tests: attention is then almost uniform, so a wrong mask moves the logits
@@ -12,7 +13,8 @@ import pytest
 import torch
 
 from llm_from_scratch.generate import generate, generate_text_simple
-from llm_from_scratch.model import GPTConfig, GPTModel, KVCache, causal_mask
+from llm_from_scratch.kv_cache import KVCache
+from llm_from_scratch.model import GPTConfig, GPTModel, causal_mask
 
 CONFIGS = {
     "base": dict(vocab_size=97, context_length=16, emb_dim=32, n_heads=4, n_layers=2),
@@ -163,6 +165,48 @@ def test_a_step_past_context_length_is_rejected_and_leaves_the_cache_alone(model
         assert len(cache) == 10
 
 
+
+# --- a cache that does not fit -------------------------------------------------
+
+
+def refused(call):
+    """The ValueError `call` raises (not an IndexError or a torch RuntimeError)."""
+    with pytest.raises(Exception) as err:
+        call()
+    assert type(err.value) is ValueError, f"{type(err.value).__name__}: {err.value}"
+    return str(err.value)
+
+
+@pytest.mark.parametrize("n_layers", [1, 3])
+def test_a_cache_for_another_number_of_layers_is_refused(n_layers):
+    model = scrambled(CONFIGS["base"])  # 2 layers
+    cache = KVCache(n_layers)
+    with torch.no_grad():
+        message = refused(lambda: model(random_ids(model.cfg, 2, 4), cache=cache))
+    assert f"cache has n_layers={n_layers}, the model has n_layers=2" in message
+    assert "KVCache(model.cfg.n_layers)" in message
+    assert len(cache) == 0  # refused before anything was appended
+
+
+@pytest.mark.parametrize("rows", [1, 3])
+def test_a_cache_reused_for_another_batch_size_is_refused(rows):
+    model = scrambled(CONFIGS["base"])
+    cache = KVCache(model.cfg.n_layers)
+    with torch.no_grad():
+        model(random_ids(model.cfg, 2, 4), cache=cache)
+        message = refused(lambda: model(random_ids(model.cfg, rows, 1), cache=cache))
+        assert f"cache holds 2 rows (sequences), in_idx has {rows}" in message
+        assert len(cache) == 4 and all(layer.keys.shape[0] == 2 for layer in cache.layers)
+        model(random_ids(model.cfg, 2, 1), cache=cache)  # the right batch still works
+    assert len(cache) == 5
+
+
+@pytest.mark.parametrize("bad", [0, -1, 2.0, True, None, "2"])
+def test_kv_cache_needs_a_positive_int_number_of_layers(bad):
+    message = refused(lambda: KVCache(bad))
+    assert "n_layers must be an int >= 1" in message and repr(bad) in message
+
+
 # --- generation --------------------------------------------------------------
 
 
@@ -299,3 +343,27 @@ def test_a_bfloat16_model_generates_with_the_cache():
     assert step.dtype == torch.bfloat16 and step.shape == (2, 1, cfg.vocab_size)
     # bfloat16 keeps about 3 significant digits: agreement only up to its rounding.
     torch.testing.assert_close(step.float(), full[:, -1:].float(), atol=0.1, rtol=0.02)
+
+
+def test_cached_and_uncached_generation_agree_at_gpt2_small_width():
+    # Every other model here is at most 32 wide; users run 768 wide (12 heads of 64), where
+    # float32 sums are longer and a cached step adds in another order. GPT-2 small's width,
+    # heads and biases with PyTorch's default draws, as the book's model has them (untied:
+    # a tied head at these draws mostly repeats the last token, whatever its position),
+    # cut in depth, vocabulary and window so that it runs in seconds. 6 + 14 tokens cross
+    # the 16-token window; a 20-token prompt starts past it.
+    torch.manual_seed(123)
+    cfg = GPTConfig(vocab_size=1000, context_length=16, emb_dim=768, n_heads=12, n_layers=2,
+                    qkv_bias=True)
+    model = GPTModel(cfg).eval()
+    for prompt_length, new_tokens in [(6, 14), (20, 3)]:
+        prompt = random_ids(cfg, 2, prompt_length)
+        book = generate_text_simple(model, prompt, new_tokens, cfg.context_length)
+        assert torch.equal(generate(model, prompt, new_tokens, use_cache=True), book)
+
+        def sample(use_cache):
+            generator = torch.Generator().manual_seed(0)
+            return generate(model, prompt, new_tokens, temperature=0.5, top_k=50,
+                            generator=generator, use_cache=use_cache)
+
+        assert torch.equal(sample(True), sample(False))
