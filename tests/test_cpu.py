@@ -74,6 +74,7 @@ def test_fast_linear_equals_linear(shape):
 
 
 def test_paths_are_taken_only_without_gradients_and_on_the_cpu(monkeypatch):
+    # Spies on the two paths: equal outputs or gradients could not tell which one ran.
     calls = []
     monkeypatch.setattr(cpu, "one_row_product", lambda *a: calls.append("one_row") or F.linear(*a))
     monkeypatch.setattr(cpu, "sliced_product", lambda *a: calls.append("sliced") or F.linear(*a))
@@ -86,6 +87,11 @@ def test_paths_are_taken_only_without_gradients_and_on_the_cpu(monkeypatch):
     layer.requires_grad_(False)
     layer(torch.randn(1, 8))  # frozen weights and no grad-requiring input: the path
     layer(torch.randn(1, 8, requires_grad=True))  # the input needs a gradient: plain
+    assert calls == ["one_row", "sliced", "one_row"]
+    # Off the CPU (the meta device stands in for a GPU here): plain, even without gradients.
+    elsewhere = every_path(nn.Linear(8, 600, device="meta"))
+    with torch.no_grad():
+        elsewhere(torch.randn(1, 8, device="meta")), elsewhere(torch.randn(3, 8, device="meta"))
     assert calls == ["one_row", "sliced", "one_row"]
 
 

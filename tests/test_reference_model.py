@@ -14,6 +14,7 @@ included), so a swapped or ignored tensor cannot hide behind GPT-2's initialisat
 """
 
 import math
+import re
 
 import pytest
 import torch
@@ -237,17 +238,31 @@ def test_parameter_shapes_are_the_books():
         assert tuple(sd[name].shape) == shape, name
 
 
-def test_book_style_state_dict_loads_after_dropping_masks():
-    """A state_dict in the book's layout (weights plus att.mask buffers) loads strictly
-    once the masks are dropped, and the loaded model then matches the reference."""
+def test_a_book_state_dict_differs_from_ours_only_by_its_masks():
+    """What chapter 8 promises: a state_dict saved from the book's model maps onto ours key
+    for key, apart from the causal masks the book stores as (persistent) `att.mask`
+    buffers. A strict load names exactly those keys; dropping them loads the weights, and
+    the model then computes the reference's logits."""
     cfg = GPTConfig(**SMALL)
-    source = build(cfg, seed=3)
-    book_sd = dict(source.state_dict())
+    source = build(cfg, seed=3).state_dict()
     T = cfg.context_length
-    for i in range(cfg.n_layers):
-        book_sd[f"trf_blocks.{i}.att.mask"] = torch.triu(torch.ones(T, T), diagonal=1)
+    # The book's layout, built from its own names (not from our state_dict): its
+    # parameters in registration order, with each block's mask after its attention.
+    book_sd, masks = {}, []
+    for name in book_parameter_names(cfg.n_layers, cfg.qkv_bias):
+        book_sd[name] = source[name].clone()
+        if name.endswith(".att.out_proj.bias"):
+            masks.append(name.replace("out_proj.bias", "mask"))
+            book_sd[masks[-1]] = torch.triu(torch.ones(T, T), diagonal=1)
+
     torch.manual_seed(0)
-    target = GPTModel(cfg).eval()
-    weights = {k: v for k, v in book_sd.items() if not k.endswith(".att.mask")}
-    target.load_state_dict(weights, strict=True)
+    with pytest.raises(RuntimeError) as err:
+        GPTModel(cfg).load_state_dict(book_sd)  # strict
+    message = str(err.value)
+    assert "Unexpected key(s) in state_dict" in message and "Missing key(s)" not in message
+    assert re.findall(r'"([^"]+)"', message) == masks  # the masks, and nothing else
+
+    target = GPTModel(cfg).eval()  # a fresh one: the failed load above copied what it could
+    result = target.load_state_dict({k: v for k, v in book_sd.items() if k not in masks})
+    assert result.missing_keys == result.unexpected_keys == []
     assert_same_logits(target, cfg, make_ids(cfg, batch=2, n=T))
