@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from llm_from_scratch.generate import generate, generate_text_simple
-from llm_from_scratch.model import GPTModel
+from llm_from_scratch.model import GPTConfig, GPTModel, count_parameters
 from llm_from_scratch.tokenizer import get_tokenizer
 
 GPT_CONFIG_124M = {
@@ -30,6 +30,14 @@ BOOK_LOGITS = [
 BOOK_IDS = [15496, 11, 314, 716, 27018, 24086, 47843, 30961, 42348, 7267,
             49706, 43231, 47062, 34657]
 BOOK_TEXT = "Hello, I am Featureiman Byeswickattribute argue logger Normandy Compton analogous"
+# The book's solution to exercise 4.2: all parameters, the count "considering weight
+# tying" (less the output head) and the float32 size in MB (1024**2 bytes).
+BOOK_SIZES = {
+    "gpt2-small": (163_009_536, 124_412_160, "621.83"),
+    "gpt2-medium": (406_212_608, 354_749_440, "1549.58"),
+    "gpt2-large": (838_220_800, 773_891_840, "3197.56"),
+    "gpt2-xl": (1_637_792_000, 1_557_380_800, "6247.68"),
+}
 
 
 @pytest.fixture(scope="module")
@@ -61,3 +69,12 @@ def test_greedy_generation_gives_the_books_ids_with_and_without_the_cache(book_r
     assert simple[0].tolist() == BOOK_IDS
     assert cached[0].tolist() == BOOK_IDS
     assert tokenizer.decode(simple[0].tolist()) == BOOK_TEXT
+
+
+@pytest.mark.parametrize("preset", BOOK_SIZES)
+def test_the_book_sizes_of_exercise_4_2(preset):
+    """The book's models are GPT-2's sizes without query/key/value biases or tying."""
+    total, tied, megabytes = BOOK_SIZES[preset]
+    assert count_parameters(GPTConfig.from_preset(preset, qkv_bias=False, tie_weights=False)) == total
+    assert count_parameters(GPTConfig.from_preset(preset, qkv_bias=False)) == tied
+    assert f"{total * 4 / 1024**2:.2f}" == megabytes

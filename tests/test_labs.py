@@ -5,6 +5,7 @@ globals, matplotlib drawing off screen), so torch and matplotlib are imported on
 site build runs each lab once more, in a fresh kernel process of its own.
 """
 
+import ast
 import json
 import os
 import subprocess
@@ -12,6 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from pytest_codeblocks import extract_from_file
 
 LABS = Path(__file__).resolve().parents[1] / "docs" / "labs"
 SEED_SCRIPTS = [
@@ -56,3 +58,26 @@ def lab_runs(tmp_path_factory):
 def test_lab_runs_alone(lab_runs, name):
     assert lab_runs[name]["error"] is None, lab_runs[name]["error"][-3000:]
     assert lab_runs[name]["stdout"].strip(), "a lab should print what it shows"
+
+
+def defined_names(source: str) -> set[str]:
+    """The functions and classes a piece of Python defines at its top level."""
+    tree = ast.parse(source)
+    return {node.name for node in tree.body
+            if isinstance(node, (ast.FunctionDef, ast.ClassDef))}
+
+
+def test_no_lab_redefines_what_a_page_defines():
+    """A lab imports the package; it does not copy a page's code. A copied function or
+    class keeps its name, so a name defined both on a page and in a lab is a copy (or a
+    clash that would confuse a reader going back and forth)."""
+    on_pages = {}
+    for page in sorted((LABS.parent).rglob("*.md")):
+        for block in extract_from_file(page):
+            if block.syntax == "python":
+                for name in defined_names(block.code):
+                    on_pages.setdefault(name, page.name)
+    clashes = {f"{lab.name}: {name} (also on {on_pages[name]})"
+               for lab in LABS.glob("*.py")
+               for name in defined_names(lab.read_text()) & on_pages.keys()}
+    assert not clashes, "labs define what pages define; import it from the package:\n" + "\n".join(sorted(clashes))

@@ -14,42 +14,21 @@
 # `python docs/labs/gpt_model_assembly.py`.
 
 # %%
-from collections import Counter
-
 import matplotlib.pyplot as plt
 import torch
 
-from llm_from_scratch.model import GPTConfig, GPTModel
-
-COMPONENTS = ["token embedding", "position embedding", "attention", "feed-forward",
-              "layer norms", "final norm", "output head"]
+from llm_from_scratch.model import GPTConfig, GPTModel, parameter_ledger
 
 
-def meta_model(cfg) -> GPTModel:
+def ledger(cfg) -> dict[str, int]:
+    """Parameters per component of GPTModel(cfg), built on the meta device."""
     with torch.device("meta"):
-        return GPTModel(cfg)
-
-
-def component(name: str) -> str:
-    """The ledger row of a parameter name such as 'trf_blocks.3.att.W_query.weight'."""
-    if name.startswith("trf_blocks."):
-        part = name.split(".")[2]  # att, ff, norm1 or norm2
-        return {"att": "attention", "ff": "feed-forward"}.get(part, "layer norms")
-    return {"tok_emb": "token embedding", "pos_emb": "position embedding",
-            "final_norm": "final norm", "out_head": "output head"}[name.split(".")[0]]
-
-
-def ledger(cfg) -> Counter:
-    """Parameters per component. named_parameters() lists a shared tensor once, under
-    its first name (tok_emb.weight), so a tied head counts 0 of its own."""
-    counts = Counter({row: 0 for row in COMPONENTS})
-    for name, p in meta_model(cfg).named_parameters():
-        counts[component(name)] += p.numel()
-    return counts
+        return parameter_ledger(GPTModel(cfg))
 
 
 untied = ledger(GPTConfig())
 tied = ledger(GPTConfig(tie_weights=True))
+COMPONENTS = list(untied)  # token embedding, position embedding, attention, ...
 
 print(f"{'component':<20}{'untied (book)':>15}{'tied (GPT-2)':>15}")
 for row in COMPONENTS:
@@ -103,7 +82,7 @@ PARTS = ["embeddings", "blocks + final norm", "output head"]
 COLORS = {"embeddings": "tab:green", "blocks + final norm": "tab:purple", "output head": "tab:red"}
 
 
-def three_parts(counts: Counter) -> dict:
+def three_parts(counts: dict) -> dict:
     return {
         "embeddings": counts["token embedding"] + counts["position embedding"],
         "blocks + final norm": sum(counts[r] for r in ("attention", "feed-forward",

@@ -17,39 +17,26 @@ from torch import nn
 from llm_from_scratch.model import GELU
 
 
-class DeepNetwork(nn.Module):
-    """Linear + GELU layers; with use_shortcut, a layer that keeps the shape adds x back."""
-
-    def __init__(self, layer_sizes, use_shortcut):
-        super().__init__()
-        self.use_shortcut = use_shortcut
-        self.layers = nn.ModuleList(
-            nn.Sequential(nn.Linear(n_in, n_out), GELU())
-            for n_in, n_out in zip(layer_sizes[:-1], layer_sizes[1:])
-        )
-
-    def forward(self, x):
-        for layer in self.layers:
-            out = layer(x)
-            x = x + out if self.use_shortcut and out.shape == x.shape else out
-        return x
-
-
-def gradient_profile(layer_sizes, use_shortcut, seed=123):
-    """Mean |gradient| of each layer's weight after one backward pass (same seed for both)."""
+def layer_gradients(layer_sizes, use_shortcut, seed=123):
+    """Mean |gradient| of each layer's weight after one backward pass through a stack of
+    Linear + GELU layers. With use_shortcut, a layer that keeps the shape adds its input
+    back. The layers draw their weights as the chapter's DeepNetwork does."""
     torch.manual_seed(seed)
-    model = DeepNetwork(layer_sizes, use_shortcut)
-    loss = nn.functional.mse_loss(model(torch.tensor([[1.0, 0.0, -1.0]])), torch.tensor([[0.0]]))
-    loss.backward()
-    return [layer[0].weight.grad.abs().mean().item() for layer in model.layers]
+    layers = [nn.Sequential(nn.Linear(n_in, n_out), GELU())
+              for n_in, n_out in zip(layer_sizes[:-1], layer_sizes[1:])]
+    x = torch.tensor([[1.0, 0.0, -1.0]])
+    for layer in layers:
+        x = x + layer(x) if use_shortcut and layer[0].out_features == x.shape[-1] else layer(x)
+    nn.functional.mse_loss(x, torch.tensor([[0.0]])).backward()
+    return [layer[0].weight.grad.abs().mean().item() for layer in layers]
 
 
-sizes = [3, 3, 3, 3, 3, 1]
-plain = gradient_profile(sizes, use_shortcut=False)
-residual = gradient_profile(sizes, use_shortcut=True)
-print("layer   without shortcut   with shortcut")
-for i, (a, b) in enumerate(zip(plain, residual), start=1):
-    print(f"{i:>5}   {a:>16.2e}   {b:>13.2e}")
+sizes = [3, 3, 3, 3, 3, 1]  # the chapter's network
+profiles = {"without shortcut": layer_gradients(sizes, use_shortcut=False),
+            "with shortcut": layer_gradients(sizes, use_shortcut=True)}
+plain, residual = profiles.values()
+for label, grads in profiles.items():  # layer 1 (nearest the input) first
+    print(f"{label:<17}" + "  ".join(f"{g:.1e}" for g in grads))
 
 # %% [markdown]
 # ## Two gradient profiles
@@ -88,7 +75,7 @@ plt.show()
 
 # %%
 def median_first_layer_gradient(depth, use_shortcut, seeds=range(9)):
-    grads = [gradient_profile([3] * depth + [1], use_shortcut, seed)[0] for seed in seeds]
+    grads = [layer_gradients([3] * depth + [1], use_shortcut, seed)[0] for seed in seeds]
     return torch.tensor(grads).median().item()
 
 

@@ -154,15 +154,15 @@ plt.show()
 # small random GPT with GPT-2's vocabulary. Its best next token after "Hello, I am" is
 # barely more likely than the rest: the distribution over 50,257 tokens is close to
 # uniform, so "the most likely token" is an accident of the random weights. A trained
-# model (chapter 10 loads one) puts most of its mass on a handful of tokens.
+# model (chapter 11 loads one) puts most of its mass on a handful of tokens.
 
 # %%
 from llm_from_scratch.model import GPTConfig, GPTModel
 from llm_from_scratch.tokenizer import get_tokenizer, text_to_token_ids
 
 torch.manual_seed(123)
-model = GPTModel(GPTConfig(vocab_size=50257, context_length=64, emb_dim=64, n_heads=4, n_layers=2))
-model.eval()
+small = GPTConfig(vocab_size=50257, context_length=64, emb_dim=64, n_heads=4, n_layers=2)
+model = GPTModel(small).eval()  # eval(): dropout off, so the probabilities are exact
 tokenizer = get_tokenizer()
 with torch.no_grad():
     last = model(text_to_token_ids("Hello, I am"))[:, -1, :]
