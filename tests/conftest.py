@@ -9,8 +9,9 @@ import pytest
 from hypothesis import HealthCheck, settings
 
 # Property tests: a bounded default for every run; `HYPOTHESIS_PROFILE=thorough` digs deeper.
-settings.register_profile("default", max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-settings.register_profile("thorough", max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# database=None: no .hypothesis/ folder, since the suite writes nothing into the tree.
+settings.register_profile("default", max_examples=20, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile("thorough", max_examples=500, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -9,6 +9,7 @@ drives random misuse through the same functions.)
 """
 
 import copy
+from dataclasses import dataclass
 from types import SimpleNamespace
 
 import pytest
@@ -117,6 +118,17 @@ def test_a_config_broken_after_it_was_built_is_caught_by_the_model():
     cfg.n_heads = 5  # a dataclass allows this; the model must not
     with pytest.raises(ValueError, match=r"emb_dim \(32\) must be divisible by n_heads \(5\)"):
         GPTModel(cfg)
+
+
+def test_a_subclass_written_without_string_annotations_is_checked_too():
+    @dataclass
+    class WithExtraRate(GPTConfig):  # this module has no `from __future__ import annotations`
+        extra_rate: float = 0.1
+        name: str = "mine"  # a type GPTConfig does not know: the subclass's business
+
+    assert WithExtraRate(extra_rate=0).extra_rate == 0
+    with pytest.raises(ValueError, match=r"GPTConfig.extra_rate must be float, got 'x' \(str\)"):
+        WithExtraRate(extra_rate="x")
 
 
 def test_book_style_lookup_of_a_missing_field_is_a_key_error():
@@ -272,6 +284,10 @@ def test_a_row_without_eos_runs_to_max_new_tokens():
         ({"temperature": 1.0, "top_p": 0.0}, ["top_p must be in (0, 1] or None", "0.0"]),
         ({"temperature": 1.0, "top_p": 1.5}, ["top_p must be in (0, 1] or None", "1.5"]),
         ({"temperature": 1.0, "top_p": -0.2}, ["top_p must be in (0, 1] or None", "-0.2"]),
+        ({"eos_id": -1}, ["eos_id must be a token id (an int >= 0) or None", "-1"]),
+        ({"eos_id": 1.5}, ["eos_id must be a token id", "1.5"]),
+        ({"eos_id": "50256"}, ["eos_id must be a token id", "'50256'"]),
+        ({"eos_id": True}, ["eos_id must be a token id", "True"]),
     ],
 )
 def test_bad_generation_settings_are_refused_before_the_model_runs(model, kwargs, words):

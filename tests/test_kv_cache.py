@@ -201,6 +201,19 @@ def test_a_cache_reused_for_another_batch_size_is_refused(rows):
     assert len(cache) == 5
 
 
+@pytest.mark.parametrize("width", [dict(emb_dim=16), dict(n_heads=2)])
+def test_a_cache_filled_by_a_model_of_another_width_is_refused(width):
+    model = scrambled(CONFIGS["base"])  # 4 heads x 8
+    other = scrambled({**CONFIGS["base"], **width})
+    cache = KVCache(model.cfg.n_layers)
+    with torch.no_grad():
+        model(random_ids(model.cfg, 2, 4), cache=cache)
+        message = refused(lambda: other(random_ids(other.cfg, 2, 1), cache=cache))
+    expected = f"the model has {other.cfg.n_heads} heads x {other.cfg.head_dim}"
+    assert "cache holds keys of 4 heads x 8" in message and expected in message
+    assert len(cache) == 4  # refused before anything was appended
+
+
 @pytest.mark.parametrize("bad", [0, -1, 2.0, True, None, "2"])
 def test_kv_cache_needs_a_positive_int_number_of_layers(bad):
     message = refused(lambda: KVCache(bad))

@@ -99,6 +99,8 @@ def generate(model, idx, max_new_tokens, context_size=None, temperature=0.0, top
         context_size = model.cfg.context_length
     _check_generation_args(idx, max_new_tokens, context_size)
     _check_sampling(temperature, top_k, top_p)
+    if eos_id is not None and (isinstance(eos_id, bool) or not isinstance(eos_id, int) or eos_id < 0):
+        raise ValueError(f"eos_id must be a token id (an int >= 0) or None, got {eos_id!r}")
     cached = None
     if use_cache:  # chapter 12's KV cache takes over the model calls: same logits, less work
         from llm_from_scratch.kv_cache import CachedLogits

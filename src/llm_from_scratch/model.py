@@ -52,17 +52,20 @@ class GPTConfig:
 
     def validate(self) -> None:
         """Raise ValueError naming the field and the rule it breaks."""
-        # 1. Types. (With `from __future__ import annotations`, f.type is the string "int".)
+        # 1. Types. f.type is the string "int" here (`from __future__ import annotations`),
+        # the class int in a subclass written without it.
         for f in fields(self):
             value = getattr(self, f.name)
-            expected = {"int": int, "float": float, "bool": bool}[f.type]
+            expected = {"int": int, "float": float, "bool": bool}.get(getattr(f.type, "__name__", f.type))
+            if expected is None:
+                continue  # a field of another type, added by a subclass that checks it itself
             # bool is a subclass of int in Python: n_layers=True must not pass as 1.
             ok = isinstance(value, expected) and (expected is bool or not isinstance(value, bool))
             if expected is float and isinstance(value, int) and not isinstance(value, bool):
                 ok = True  # drop_rate=0 is a fine way to write 0.0
             if not ok:
                 raise ValueError(
-                    f"GPTConfig.{f.name} must be {f.type}, got {value!r} ({type(value).__name__})"
+                    f"GPTConfig.{f.name} must be {expected.__name__}, got {value!r} ({type(value).__name__})"
                 )
         # 2. Sizes must be positive.
         for name in ("vocab_size", "context_length", "emb_dim", "n_heads", "n_layers"):
