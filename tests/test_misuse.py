@@ -117,10 +117,13 @@ def test_generate(idx, args, data):
     args["top_p"] = arg(draw, st.one_of(st.none(), st.floats(0.05, 1.0)),
                         st.one_of(st.sampled_from([0, 0.0, math.nan, "0.9", True]), st.floats(1.01, 3.0),
                                   st.floats(-3.0, -0.01)), "top_p")
+    args["eos_id"] = arg(draw, st.one_of(st.none(), st.integers(0, VOCAB - 1)),
+                         st.sampled_from([-1, 1.5, "0", True]), "eos_id")
     args["use_cache"] = Arg(draw(st.booleans()))
     out = check(lambda **kw: generate(MODEL, **kw), idx=idx, **args)
-    if out is not None:
-        assert out.shape == (idx.value.shape[0], idx.value.shape[1] + args["max_new_tokens"].value)
+    if out is not None:  # (rows that all reached eos_id stop early)
+        batch, n = idx.value.shape
+        assert out.shape[0] == batch and n < out.shape[1] <= n + args["max_new_tokens"].value
 
 
 @given(st.data())
