@@ -57,12 +57,9 @@ def _check_sampling(temperature, top_k, top_p):
 
 
 def next_token_probabilities(logits, temperature=1.0, top_k=None, top_p=None):
-    """Turn last-position logits (batch, vocab) into the distribution we sample from.
-
-    Temperature divides the logits; top_k keeps the k largest; top_p keeps the smallest
-    set of most likely tokens whose probabilities reach top_p. temperature=0 is the
-    greedy limit: all the probability on the most likely token.
-    """
+    """Turn last-position logits (batch, vocab) into the distribution we sample from:
+    divide by temperature, keep the top_k largest, then the smallest set of most likely
+    tokens whose mass reaches top_p. temperature=0 puts all the mass on the best token."""
     _check_sampling(temperature, top_k, top_p)
     if temperature == 0:
         best = logits.argmax(dim=-1, keepdim=True)
@@ -86,12 +83,10 @@ def generate(model, idx, max_new_tokens, context_size=None, temperature=0.0, top
              eos_id=None, *, top_p=None, generator=None, use_cache=False):
     """Extend each row of idx (batch, tokens) by up to max_new_tokens token ids.
 
-    The model sees at most the last context_size tokens (default: model.cfg's
-    context_length). temperature 0 picks the most likely token (greedy); above 0 it
-    samples, after keeping only the top_k tokens and/or the top_p probability mass. A
-    row that emits eos_id is finished: it is padded with eos_id while the other rows go
-    on, and generation stops once every row is finished. use_cache=True (a GPTModel
-    only) gives the same tokens for less work, with the KV cache of chapter 12.
+    The model sees the last context_size tokens (default: model.cfg.context_length).
+    temperature 0 is greedy; above 0 it samples from next_token_probabilities. A row
+    that emits eos_id is padded with it until every row has finished. use_cache=True
+    (a GPTModel only) gives the same tokens for less work (chapter 12's KV cache).
     """
     if context_size is None:
         if not hasattr(model, "cfg"):
