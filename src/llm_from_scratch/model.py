@@ -190,11 +190,8 @@ def causal_mask(num_queries: int, num_keys: int, device=None) -> torch.Tensor | 
 
 
 class MultiHeadAttention(nn.Module):
-    """Causal multi-head self-attention (the book's chapter 3), on PyTorch's fused kernel.
-
-    x of shape (batch, tokens, d_in) -> (batch, tokens, d_out). Each of the num_heads heads
-    attends with its own d_out // num_heads slice of the query/key/value projections; a
-    position sees only itself and earlier positions. `context_length` is kept for the
+    """Causal multi-head self-attention (the book's chapter 3) on PyTorch's fused kernel:
+    (batch, tokens, d_in) -> (batch, tokens, d_out). `context_length` is kept for the
     book's signature: the fused kernel needs no stored mask.
     """
 
@@ -223,8 +220,7 @@ class MultiHeadAttention(nn.Module):
         values = split_heads(self.W_value(x))
         if cache is not None:  # generation with a KV cache (chapter 12)
             keys, values = cache.append(keys, values)  # earlier tokens' keys, then ours
-        # softmax(q k^T / sqrt(head_dim) + causal mask) v, with dropout on the weights:
-        # the same computation as the explicit version above, in one fused kernel.
+        # softmax(q k^T / sqrt(head_dim) + causal mask) v, with dropout, in one kernel.
         context = F.scaled_dot_product_attention(
             queries, keys, values,
             attn_mask=causal_mask(num_tokens, keys.shape[2], x.device),

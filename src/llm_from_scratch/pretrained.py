@@ -105,13 +105,8 @@ def _names(items, limit: int = 8, sep: str = ", ") -> str:
 
 
 def convert_gpt2_state_dict(hf_state: dict, cfg: GPTConfig, source: str = "checkpoint") -> dict:
-    """Translate a Hugging Face GPT-2 state dict into GPTModel's names and layouts.
-
-    Accepts keys with or without the 'transformer.' prefix, skips the attention-mask
-    buffers, and raises CheckpointError naming the missing or unexpected keys and the
-    wrong shapes (the first 8 of each, then how many more). Returns float32 tensors keyed
-    like GPTModel(cfg).state_dict().
-    """
+    """A Hugging Face GPT-2 state dict (keys with or without 'transformer.') in GPTModel's
+    names and layouts, as float32; CheckpointError if it does not fit cfg."""
     cfg = as_config(cfg)
     state, original = {}, {}
     for key, tensor in hf_state.items():
@@ -285,8 +280,7 @@ def resolve_checkpoint_dir(path) -> Path:
 
 
 class _SkipInit(TorchFunctionMode):
-    """While active, torch.nn.init's functions (which layers call to draw their starting
-    values) return their tensor as it is: for building a model whose values come later."""
+    """While active, torch.nn.init's functions return their tensor untouched."""
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
