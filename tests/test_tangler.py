@@ -17,6 +17,7 @@ from mkdocs.exceptions import PluginError
 
 from tangler.core import DRIFT_FIX, TangleError, differences, drift_report, scan_fences, tangle, write
 from tangler.plugin import TanglePlugin, add_titles
+from tangler.notebook import page_to_notebook
 
 ROOT = Path(__file__).resolve().parents[1]
 FENCE = "```"
@@ -294,3 +295,21 @@ def test_serve_leaves_a_hand_edited_file_alone_and_names_it(tmp_path, caplog, wh
     rebuild()  # still left alone on the next rebuild
     assert (root / MODEL).read_text() == hand_edited
     assert f"left {MODEL} alone" in caplog.text and "re-tangled" not in caplog.text
+
+
+def test_a_notebook_shows_boxes_as_titled_prose_not_as_indented_code():
+    page = (
+        "Intro.\n\n"
+        '??? question "Check yourself"\n'
+        "    1. Why?\n\n"
+        "    ```python\n    print(1)\n    ```\n\n"
+        '    ??? success "Solution"\n'
+        "        Nested prose.\n\n"
+        "Back at the left.\n"
+    )
+    cells = [(c.cell_type, c.source) for c in page_to_notebook(page, "docs/x.md").cells[1:]]
+    assert cells == [
+        ("markdown", "Intro.\n\n**Check yourself**\n\n1. Why?"),
+        ("code", "print(1)"),
+        ("markdown", "**Solution**\n\nNested prose.\n\nBack at the left."),
+    ]

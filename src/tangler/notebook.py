@@ -8,9 +8,35 @@ arguments. They are shown as code in Markdown instead; the page's examples impor
 
 from __future__ import annotations
 
+import re
+
 import nbformat
 
 from tangler.core import CODEBLOCKS_COMMENT, EXPECTED_OUTPUT, FENCE, MARKER
+
+
+# An admonition (`!!! note`, `??? question "Check yourself"`) or a content tab (`=== "A"`).
+BOX = re.compile(r'^(?P<indent> *)(?:!!!|\?\?\?\+?|===) *(?P<kind>[\w-]*)(?: *"(?P<title>[^"]*)")? *$')
+
+
+def flatten_boxes(lines: list[str]) -> list[str]:
+    """Jupyter knows no admonitions or tabs: each opener becomes a bold title, and its body
+    loses the indentation that Markdown would otherwise show as a code block."""
+    out, bodies = [], []  # bodies: the indentation of each open box's body
+    for line in lines:
+        indent = len(line) - len(line.lstrip(" "))
+        if line.strip():
+            while bodies and indent < bodies[-1]:
+                bodies.pop()  # a line left of a body's edge closes that box
+        cut = min(bodies[-1] if bodies else 0, indent) if line.strip() else 0
+        box = BOX.match(line)
+        if box:
+            title = box["title"] if box["title"] is not None else box["kind"].capitalize()
+            out.extend([f"**{title}**", ""] if title else [""])
+            bodies.append(len(box["indent"]) + 4)
+        else:
+            out.append(line[cut:])
+    return out
 
 
 def page_to_notebook(markdown: str, source: str, url: str = "") -> nbformat.NotebookNode:
@@ -26,7 +52,7 @@ def page_to_notebook(markdown: str, source: str, url: str = "") -> nbformat.Note
             cells.append(nbformat.v4.new_markdown_cell(text))
         prose.clear()
 
-    lines = markdown.splitlines()
+    lines = flatten_boxes(markdown.splitlines())
     i = 0
     while i < len(lines):
         line = lines[i]
