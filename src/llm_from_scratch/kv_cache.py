@@ -48,11 +48,13 @@ class KVCache:
             raise ValueError(f"cache has n_layers={len(self.layers)}, the model has "
                              f"n_layers={cfg.n_layers}; make it with KVCache(model.cfg.n_layers)")
         keys = self.layers[0].keys
-        if keys is not None and keys.shape[0] != in_idx.shape[0]:
+        if keys is None:
+            return  # an empty cache fits any batch
+        if keys.shape[0] != in_idx.shape[0]:
             raise ValueError(f"cache holds {keys.shape[0]} rows (sequences), in_idx has "
                              f"{in_idx.shape[0]}; a cache serves the batch it was filled with: "
                              "start a new KVCache for another batch")
-        if keys is not None and (keys.shape[1], keys.shape[3]) != (cfg.n_heads, cfg.head_dim):
+        if (keys.shape[1], keys.shape[3]) != (cfg.n_heads, cfg.head_dim):
             raise ValueError(f"cache holds keys of {keys.shape[1]} heads x {keys.shape[3]}, the model "
                              f"has {cfg.n_heads} heads x {cfg.head_dim}; a cache serves the model "
                              "that filled it: start a new KVCache for this model")
