@@ -23,8 +23,8 @@ print(f"  {'head_dim':<15}{config.head_dim:>8}   (emb_dim // n_heads)")
 # ## Counting parameters without allocating them
 #
 # Every layer is a matrix whose shape the configuration fixes. A model built on PyTorch's
-# `meta` device gets those shapes but no storage, so even GPT-2 XL is "built" in a
-# fraction of a second. The package's `parameter_ledger` then sorts its parameters by
+# `meta` device gets those shapes but no storage, so even GPT-2 XL is "built" with no
+# memory, in a fraction of a second once the first has paid a one-off second. The package's `parameter_ledger` then sorts its parameters by
 # component ([chapter 8](../../chapters/08-gpt-model/#the-parameter-ledger) derives the
 # same numbers by hand).
 
