@@ -10,8 +10,8 @@
 #
 # All models here are built on PyTorch's `meta` device: every parameter gets its shape
 # and dtype but no storage, so even GPT-2 XL (1.5 billion parameters) is "built" with no
-# memory and, after a one-off second for the first one, in a fraction of a second. Run it with
-# `python docs/labs/gpt_model_assembly.py`.
+# memory and, after a one-off second for the first one, in a fraction of a second. Run
+# it with `python docs/labs/gpt_model_assembly.py`.
 
 # %%
 import matplotlib.pyplot as plt
