@@ -15,18 +15,21 @@ shared and noisy: only the ratios mean much, and they move from run to run.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import platform
 import statistics
+import subprocess
 import tempfile
 import time
+from pathlib import Path
 
 import torch
 from transformers import GPT2Config, GPT2LMHeadModel
 
 from llm_from_scratch import cpu
 from llm_from_scratch.generate import generate, generate_text_simple
-from llm_from_scratch.model import GPTModel
+from llm_from_scratch.pretrained import load_gpt2
 
 GPT2_SMALL = dict(n_embd=768, n_layer=12, n_head=12, n_positions=1024, vocab_size=50257)
 NAMES = ("plain", "optimized", "transformers")
@@ -44,14 +47,29 @@ def processor() -> str:
         return platform.processor() or platform.machine()
 
 
+def code_version() -> dict:
+    """The commit and a hash of the package's code, so a quoted result can be traced to
+    (and checked against) the code it measured."""
+    package = Path(__file__).resolve().parents[1] / "src" / "llm_from_scratch"
+    digest = hashlib.sha256()
+    for file in sorted(package.glob("*.py")):
+        digest.update(file.name.encode() + b"\0" + file.read_bytes())
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=package, capture_output=True,
+                                text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        commit = "unknown"
+    return {"commit": commit, "package_sha256": digest.hexdigest()}
+
+
 def build_models(seed: int = 0):
     """transformers' random GPT-2 small, and ours loaded twice from its checkpoint."""
     torch.manual_seed(seed)
     hf = GPT2LMHeadModel(GPT2Config(**GPT2_SMALL, attn_implementation="sdpa")).eval()
     with tempfile.TemporaryDirectory() as folder:
         hf.save_pretrained(folder)
-        plain = GPTModel.from_pretrained(folder).eval()
-        optimized = GPTModel.from_pretrained(folder).eval()
+        plain = load_gpt2(folder).eval()
+        optimized = load_gpt2(folder).eval()
     start = time.perf_counter()
     cpu.optimize(optimized)
     optimize_s = time.perf_counter() - start
@@ -124,6 +142,7 @@ def main() -> None:
         "torch": torch.__version__,
         "transformers": transformers.__version__,
         "command": "python benchmarks/bench_vs_transformers.py" + (" --quick" if args.quick else ""),
+        **code_version(),
     }
     print(f"{results['processor']}, {results['threads']} threads; torch {torch.__version__}, "
           f"transformers {transformers.__version__}")

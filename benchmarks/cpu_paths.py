@@ -9,7 +9,10 @@ Prints medians (plain and fast run alternately) and speed-ups (plain time / fast
 - one row through each group of GPT-2 small's layers of one shape, one after another
   (as in a decode step), with plain products and with one_row_product, and the rate at
   which each reads the weights; and the same for the 12 layers of a model 64 wide;
-- the vocabulary head on several numbers of rows, plain and sliced_product.
+- the vocabulary head on several numbers of rows, plain and sliced_product;
+- the book's LayerNorm, GELU and MultiHeadAttention (GPT-2 small's 25, 12 and 12),
+  written out and with their fused kernels (use_fused), forward passes on several
+  batch shapes, and forward plus backward on the book's training batch (2 x 256).
 """
 
 import argparse
@@ -19,7 +22,8 @@ import time
 import torch
 import torch.nn.functional as F
 
-from llm_from_scratch.cpu import one_row_product, sliced_product
+from llm_from_scratch.cpu import FUSED, one_row_product, sliced_product
+from llm_from_scratch.model import GELU, LayerNorm, MultiHeadAttention
 
 
 def side_by_side(plain, fast, repeats):
@@ -69,6 +73,39 @@ def main() -> None:
         x = torch.randn(1, rows, 768)
         plain, fast = side_by_side(lambda: F.linear(x, weight), lambda: sliced_product(x, weight), args.repeats)
         print(f"  {rows:>5} rows   plain {plain * 1e3:8.2f}   sliced_product {fast * 1e3:8.2f}   {plain / fast:.2f}x")
+
+    fused_kernels(args.repeats)
+
+
+def fused_kernels(repeats: int) -> None:
+    torch.manual_seed(0)
+    kinds = {  # GPT-2 small's modules of each kind: (how many, input width)
+        LayerNorm: (25, 768, lambda: LayerNorm(768)),
+        GELU: (12, 3072, GELU),
+        MultiHeadAttention: (12, 768, lambda: MultiHeadAttention(
+            768, 768, 1024, 0.1, 12, qkv_bias=True).eval()),
+    }
+    print("\nthe book's formulas (plain) and fused kernels, all modules of a kind")
+    for kind, (count, width, make) in kinds.items():
+        modules = [make() for _ in range(count)]
+        fused = FUSED[kind]
+        for batch, tokens in [(1, 1), (2, 128), (4, 256)]:
+            x = torch.randn(batch, tokens, width)
+            plain, fast = side_by_side(
+                lambda: [kind.forward(m, x) for m in modules],
+                lambda: [fused.forward(m, x) for m in modules], repeats)
+            print(f"  {kind.__name__:<18} ({count}) forward {batch}x{tokens:<4} "
+                  f"plain {plain * 1e3:8.2f}   fused {fast * 1e3:8.2f}   {plain / fast:.2f}x")
+        with torch.enable_grad():
+            x = torch.randn(2, 256, width, requires_grad=True)
+
+            def train_step(forward):
+                return lambda: sum(forward(m, x).sum() for m in modules).backward()
+
+            plain, fast = side_by_side(train_step(kind.forward), train_step(fused.forward),
+                                       repeats)
+        print(f"  {kind.__name__:<18} ({count}) fwd+bwd 2x256   "
+              f"plain {plain * 1e3:8.2f}   fused {fast * 1e3:8.2f}   {plain / fast:.2f}x")
 
 
 if __name__ == "__main__":

@@ -14,6 +14,8 @@ GPT_CONFIG_124M = {
     "n_layers": 12, "drop_rate": 0.1, "qkv_bias": False,
 }
 
+# The book's batch of two sentences, as it prints it.
+BOOK_BATCH = [[6109, 3626, 6100, 345], [6109, 1110, 6622, 257]]
 # What the book prints for `out = model(batch)` in training mode (dropout on): the first
 # three and last three logits of each position, to the four decimals it shows.
 BOOK_LOGITS = [
@@ -46,6 +48,7 @@ def book_run():
     tokenizer = get_tokenizer()
     batch = torch.stack([torch.tensor(tokenizer.encode(t))
                          for t in ["Every effort moves you", "Every day holds a"]])
+    assert batch.tolist() == BOOK_BATCH
     torch.manual_seed(123)
     model = GPTModel(GPT_CONFIG_124M)
     with torch.no_grad():
@@ -57,6 +60,18 @@ def test_the_training_mode_forward_gives_the_books_logits(book_run):
     _, out = book_run
     corners = torch.cat([out[..., :3], out[..., -3:]], dim=-1)
     assert torch.allclose(corners, torch.tensor(BOOK_LOGITS), atol=6e-5)
+
+
+def test_the_books_size_printouts_of_section_4_6(book_run):
+    """§4.6 counts the model it just ran: total, the two vocabulary-sized shapes, the
+    count "considering weight tying" and the float32 size."""
+    model, _ = book_run
+    total = sum(p.numel() for p in model.parameters())
+    assert f"{total:,}" == "163,009,536"
+    assert model.tok_emb.weight.shape == model.out_head.weight.shape == torch.Size([50257, 768])
+    tied = total - sum(p.numel() for p in model.out_head.parameters())
+    assert f"{tied:,}" == "124,412,160"
+    assert f"{total * 4 / (1024 * 1024):.2f}" == "621.83"
 
 
 def test_greedy_generation_gives_the_books_ids_with_and_without_the_cache(book_run):

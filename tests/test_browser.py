@@ -7,6 +7,7 @@ them). Without them the test skips with the reason, except under CI, where it fa
 import functools
 import http.server
 import os
+import re
 import shutil
 import threading
 import time
@@ -155,6 +156,113 @@ def test_each_chapter_offers_its_notebook_and_each_lab_its_script(browser, site_
     open_page(browser, site_url + "labs/transformer_block/")
     href = browser.execute_script("return document.querySelector('a.lfs-download').href")
     assert href.endswith("transformer_block.py")
+
+
+# The text a reader sees of a page after MathJax has run, in blocks (paragraph, list item,
+# heading, table cell, TOC entry ...), leaving out code, whose `$` is a shell prompt or a
+# string, typeset formulas, and the hidden copy of each lab cell kept for its copy button.
+# Collapsed boxes count: a click opens them. Returns the blocks that still hold TeX.
+RAW_TEX_SCRIPT = r"""
+const skip = "pre, code, kbd, samp, script, style, noscript, template, textarea, svg, math,"
+  + " mjx-container, .clipboard-copy-txt";
+const SEP = "\u2029";
+const parts = [];
+(function walk(node) {
+  for (const child of node.childNodes) {
+    if (child.nodeType === Node.TEXT_NODE) parts.push(child.data);
+    if (child.nodeType !== Node.ELEMENT_NODE || child.matches(skip)) continue;
+    const block = !getComputedStyle(child).display.startsWith("inline");
+    if (block) parts.push(SEP);
+    walk(child);
+    if (block) parts.push(SEP);
+  }
+})(document.body);
+const tex = /\$\$|\\\(|\\\)|\\\[|\\\]|\$[^\s$](?:[^$]*[^\s$])?\$/;
+return parts.join("").split(SEP).filter(block => tex.test(block))
+  .map(block => block.replace(/\s+/g, " ").trim().slice(0, 120));
+"""
+
+MATHJAX_DONE = """
+const done = arguments[arguments.length - 1];
+const ready = window.MathJax && MathJax.startup && MathJax.startup.promise;
+(ready || Promise.resolve()).then(() => done(null), error => done(String(error)));
+"""
+
+
+def site_pages(built_site):
+    """The path of every page of the built site, "" for the front page."""
+    paths = [p.parent.relative_to(built_site).as_posix() for p in built_site.rglob("index.html")]
+    return sorted("" if path == "." else path + "/" for path in paths)
+
+
+def labs_with_math():
+    """The labs whose Markdown cells hold a formula, by name."""
+    labs = (Path(__file__).parents[1] / "docs" / "labs").glob("*.py")
+    formula = re.compile(r"^# .*\$[^$\s](?:[^$]*[^$\s])?\$", re.MULTILINE)
+    return {lab.stem for lab in labs if formula.search(lab.read_text(encoding="utf-8"))}
+
+
+def test_no_page_shows_raw_tex(browser, site_url, built_site):
+    """Every page, labs included, after MathJax has run: no `$…$`, `$$`, `\\(`, `\\[` left
+    in its text, no formula MathJax could not parse, no formula typeset outside the places
+    formulas are written (arithmatex's elements, the labs' Markdown cells: a `$` elsewhere
+    is a dollar), no error in the console; and each lab whose cells hold formulas shows
+    them typeset."""
+    pages = site_pages(built_site)
+    with_math = labs_with_math()
+    assert with_math and {f"labs/{lab}/" for lab in with_math} <= set(pages)
+    browser.set_script_timeout(30)
+    problems = []
+    for page in pages:
+        open_page(browser, site_url + page)
+        found = []
+        if error := browser.execute_async_script(MATHJAX_DONE):
+            found.append(f"MathJax failed: {error}")
+        deadline = time.monotonic() + 3  # in case typesetting is still under way
+        while (raw := browser.execute_script(RAW_TEX_SCRIPT)) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        found += [f"raw TeX: {block}" for block in raw]
+        if browser.execute_script("return document.querySelectorAll('mjx-merror').length"):
+            found.append("a formula MathJax could not parse")
+        found += [f"typeset outside a formula's place: {text}" for text in browser.execute_script(
+            "return [...document.querySelectorAll('mjx-container')]"
+            ".filter(m => !m.closest('.arithmatex, .jp-RenderedMarkdown'))"
+            ".map(m => (m.parentElement.textContent || '').trim().slice(0, 80))"
+        )]
+        typeset = browser.execute_script("return document.querySelectorAll('mjx-container').length")
+        if page.startswith("labs/") and page.split("/")[1] in with_math and not typeset:
+            found.append("no typeset formula, though the lab's cells hold some")
+        found += [f"console: {message}" for message in console_errors(browser)]
+        # A page's table of contents is there twice (sidebar, and menu for small screens).
+        problems += [f"{page or '/'}: {p}" for p in dict.fromkeys(found)]
+    if problems:
+        pytest.fail(f"{len(problems)} problem(s) with formulas:\n" + "\n".join(problems))
+
+
+def test_eighty_characters_of_code_fit_the_column(browser, site_url):
+    """The width tests/test_page_width.py allows fits a code block of a chapter without
+    scrolling, at each desktop width where Material's layout changes. (Boxes set code in a
+    smaller font, so it fits there too.)"""
+    open_page(browser, site_url + "chapters/10-gpt2-weights/")
+    fits = """
+      const block = document.createElement("div");
+      block.className = "highlight";
+      block.innerHTML = "<pre><code>" + "x".repeat(80) + "</code></pre>";
+      document.querySelector(".md-content .md-typeset").append(block);
+      const code = block.querySelector("code");
+      const fits = code.scrollWidth <= code.clientWidth;
+      block.remove();
+      return fits;
+    """
+    too_narrow = []
+    try:
+        for width in (960, 1100, 1220, 1280, 1600, 2000):
+            browser.set_window_size(width, 1000)
+            if not browser.execute_script(fits):
+                too_narrow.append(width)
+    finally:
+        browser.set_window_size(1280, 1000)
+    assert too_narrow == [], f"80 characters of code scroll sideways at {too_narrow} px"
 
 
 class _Links(HTMLParser):

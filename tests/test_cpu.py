@@ -1,6 +1,6 @@
-"""llm_from_scratch.cpu (chapter 13): the CPU paths change how the model computes, not
-what. Equality tests force the paths with use_path, so they never depend on timing; the
-decision to adopt a path is tested with fake timings."""
+"""llm_from_scratch.cpu (chapter 13): the fused kernels and the CPU paths change how the
+model computes, not what. Equality tests force them with use_fused and use_path, so they
+never depend on timing; the decision to adopt one is tested with fake timings."""
 
 import dataclasses
 
@@ -10,9 +10,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from llm_from_scratch import cpu
-from llm_from_scratch.cpu import FastLinear, faster, one_row_product, optimize, sliced_product, use_path
+from llm_from_scratch.cpu import (FUSED, FastLinear, FusedAttention, FusedGELU, FusedLayerNorm,
+                                  faster, one_row_product, optimize, sliced_product, use_fused,
+                                  use_path)
 from llm_from_scratch.generate import generate
-from llm_from_scratch.model import GPTConfig, GPTModel
+from llm_from_scratch.model import GELU, GPTConfig, GPTModel, LayerNorm, MultiHeadAttention
 
 SMALL = GPTConfig(vocab_size=1000, context_length=32, emb_dim=64, n_heads=4, n_layers=2, qkv_bias=True)
 # GPT-2 small's width, two blocks and a small vocabulary: quick to build, real layer shapes.
@@ -20,7 +22,10 @@ GPT2_WIDTH = GPTConfig(vocab_size=2000, context_length=64, emb_dim=768, n_heads=
 
 
 def every_path(model: nn.Module) -> nn.Module:
-    for layer in model.modules():
+    """Every fused kernel and every linear path, forced."""
+    for layer in list(model.modules()):
+        if type(layer) in FUSED:
+            use_fused(layer)
         if isinstance(layer, nn.Linear):
             use_path(layer, "one_row")
             use_path(layer, "sliced")
@@ -131,6 +136,7 @@ def test_greedy_tokens_are_unchanged_at_gpt2_width():
     assert torch.equal(generate(model, prompt, 12, use_cache=False), expected)
     every_path(model)
     assert sum(type(m) is FastLinear for m in model.modules()) == 13  # 6 per block, and the head
+    assert sum(type(m) in FUSED.values() for m in model.modules()) == 9  # 4 per block, final norm
     assert torch.equal(generate(model, prompt, 12, use_cache=True), expected)
     assert torch.equal(generate(model, prompt, 12, use_cache=False), expected)
 
@@ -150,16 +156,59 @@ def test_parameters_state_dict_and_tying_are_unchanged():
 
 
 def test_training_is_unchanged():
+    # Dropout off: the fused attention kernel draws its dropout mask its own way.
+    cfg = dataclasses.replace(SMALL, drop_rate=0.0)
     torch.manual_seed(0)
-    plain = GPTModel(SMALL)
-    fast = every_path(GPTModel(SMALL))
+    plain = GPTModel(cfg)
+    fast = every_path(GPTModel(cfg))
     fast.load_state_dict(plain.state_dict())
-    ids = torch.randint(0, SMALL.vocab_size, (2, 9))
+    ids = torch.randint(0, cfg.vocab_size, (2, 9))
     for model in (plain, fast):
-        torch.manual_seed(1)  # the same dropout masks
         F.cross_entropy(model(ids[:, :-1]).flatten(0, 1), ids[:, 1:].flatten()).backward()
     for (name, p), q in zip(plain.named_parameters(), fast.parameters()):
-        torch.testing.assert_close(q.grad, p.grad, msg=name)
+        torch.testing.assert_close(q.grad, p.grad, msg=name, rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("kind, make, width", [
+    (LayerNorm, lambda: LayerNorm(48), 48),
+    (GELU, GELU, 48),
+    (MultiHeadAttention, lambda: MultiHeadAttention(48, 48, 16, 0.0, 4, qkv_bias=True), 48),
+])
+@pytest.mark.parametrize("tokens", [1, 7, 16])
+def test_each_fused_kernel_computes_the_books_formula(kind, make, width, tokens):
+    torch.manual_seed(0)
+    module = make().eval()
+    with torch.no_grad():
+        for p in module.parameters():  # away from the identity, so every parameter counts
+            p.copy_(torch.randn(p.shape))
+        x = torch.randn(3, tokens, width)
+        expected = module(x)
+        use_fused(module)
+        assert type(module) is FUSED[kind]
+        got = module(x)
+    assert not torch.equal(got, expected) or tokens == 1  # really another kernel...
+    torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-4)  # ...the same numbers
+
+
+def test_fused_attention_is_causal_and_drops_weights_in_training_only():
+    torch.manual_seed(0)
+    att = MultiHeadAttention(16, 16, 8, 0.5, 2)
+    use_fused(att)
+    x = torch.randn(1, 6, 16)
+    changed = x.clone()
+    changed[:, 4:] += 1.0  # a later token changes
+    att.eval()
+    with torch.no_grad():
+        assert torch.equal(att(x), att(x))
+        torch.testing.assert_close(att(changed)[:, :4], att(x)[:, :4])
+        att.train()
+        assert not torch.equal(att(x), att(x))  # dropout on the weights
+
+
+def test_use_fused_refuses_other_modules():
+    for module in (nn.Linear(2, 2), nn.LayerNorm(4), FusedGELU()):
+        with pytest.raises(TypeError, match="use_fused needs a LayerNorm, GELU or MultiHeadAttention"):
+            use_fused(module)
 
 
 def test_optimize_leaves_the_global_generator_alone():
@@ -211,23 +260,29 @@ def test_optimize_adopts_exactly_what_measured_faster(monkeypatch, verdict):
     monkeypatch.setattr(cpu, "faster", fake_faster)
     model = GPTModel(SMALL).eval()
     assert optimize(model) is model
-    # SMALL's layer groups (64->64 with a bias: query, key, value and out_proj; 64->256;
-    # 256->64; the head 64->1000), one row each; and the head's slicing.
-    assert len(decisions) == 5
+    # The three fused kinds (LayerNorm, GELU, MultiHeadAttention); SMALL's layer groups
+    # (64->64 with a bias: query, key, value and out_proj; 64->256; 256->64; the head
+    # 64->1000), one row each; and the head's slicing.
+    assert len(decisions) == 3 + 5
     fast = [m for m in model.modules() if type(m) is FastLinear]
+    fused = [m for m in model.modules() if type(m) in FUSED.values()]
     if verdict:
-        assert len(fast) == 13 and model.out_head.sliced
+        assert len(fast) == 13 and model.out_head.sliced and len(fused) == 9
     else:
         assert fast == [] and all(type(m) is nn.Linear for m in model.modules() if isinstance(m, nn.Linear))
+        assert fused == []
 
 
 def test_optimize_decides_per_layer_group(monkeypatch):
-    # Only the head's one-row measurement wins: nothing else may change.
-    verdicts = iter([False, False, False, True, False])
+    # Only GELU's and the head's one-row measurements win: nothing else may change.
+    verdicts = iter([False, True, False] + [False, False, False, True, False])
     monkeypatch.setattr(cpu, "faster", lambda plain, fast: next(verdicts))
     model = optimize(GPTModel(SMALL).eval())
     assert [n for n, m in model.named_modules() if type(m) is FastLinear] == ["out_head"]
     assert model.out_head.one_row and not model.out_head.sliced
+    changed = {type(m) for m in model.modules() if type(m) in FUSED.values()}
+    assert changed == {FusedGELU}
+    assert all(type(m) is LayerNorm for n, m in model.named_modules() if "norm" in n)
 
 
 def test_bad_input_is_a_clear_error():

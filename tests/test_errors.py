@@ -16,7 +16,7 @@ import pytest
 import torch
 
 from llm_from_scratch.generate import generate, generate_text_simple, next_token_probabilities
-from llm_from_scratch.kv_cache import KVCache
+from llm_from_scratch.kv_cache import KVCache, forward_with_cache
 from llm_from_scratch.model import GPTConfig, GPTModel, MultiHeadAttention, as_config
 from llm_from_scratch.tokenizer import get_tokenizer, text_to_token_ids, token_ids_to_text
 
@@ -177,12 +177,13 @@ def test_bad_token_ids_are_named_before_torch_sees_them(model, make_ids, error, 
 def test_too_long_after_cached_tokens_names_the_cache(model):
     cache = KVCache(model.cfg.n_layers)
     with torch.no_grad():
-        model(torch.ones(1, 6, dtype=torch.long), cache=cache)
+        forward_with_cache(model, torch.ones(1, 6, dtype=torch.long), cache)
         with pytest.raises(ValueError) as err:
-            model(torch.ones(1, 3, dtype=torch.long), cache=cache)
+            forward_with_cache(model, torch.ones(1, 3, dtype=torch.long), cache)
         assert "sequence of 3 tokens after 6 cached tokens is longer than context_length 8" in str(err.value)
         # Exactly filling the window is allowed.
-        assert model(torch.ones(1, 2, dtype=torch.long), cache=cache).shape == (1, 2, VOCAB)
+        ids = torch.ones(1, 2, dtype=torch.long)
+        assert forward_with_cache(model, ids, cache).shape == (1, 2, VOCAB)
 
 
 def test_valid_boundary_inputs_are_accepted(model):
@@ -196,12 +197,14 @@ def test_valid_boundary_inputs_are_accepted(model):
 
 
 class Spy:
-    """A copy of a GPTModel that records the shape of every input it is given (a forward
-    pre-hook, so `spy.model` is still a GPTModel and use_cache applies to it)."""
+    """A copy of a GPTModel that records the shape of the ids of every forward pass, with
+    or without the KV cache (a pre-hook on the token embedding, which both call once per
+    pass; `spy.model` is still a GPTModel, so use_cache applies to it)."""
 
     def __init__(self, model):
         self.model, self.shapes = copy.deepcopy(model), []
-        self.model.register_forward_pre_hook(lambda _, args: self.shapes.append(tuple(args[0].shape)))
+        self.model.tok_emb.register_forward_pre_hook(
+            lambda _, args: self.shapes.append(tuple(args[0].shape)))
 
 
 def test_max_new_tokens_zero_returns_the_input(model):

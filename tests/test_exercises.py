@@ -15,6 +15,7 @@ import re
 from pathlib import Path
 
 import pytest
+import torch
 from pytest_codeblocks import extract_from_file
 from torch import nn
 
@@ -92,11 +93,58 @@ def test_a_broken_package_fails_solution_4_1(found, monkeypatch):
     assert "feed-forward / attention: 1.00" in printed
 
 
-def test_a_broken_solution_4_3_fails(found):
-    """Attention given the embedding rate: the printout no longer matches the page."""
+def namespace(code: str) -> dict:
+    """Exec a solution alone, printing nowhere, and return the names it defined."""
+    names = {"__MODULE__": "__main__"}
+    with contextlib.redirect_stdout(io.StringIO()):
+        exec(code, names)
+    return names
+
+
+RATES = {"drop_rate_emb": 0.15, "drop_rate_attn": 0.25, "drop_rate_shortcut": 0.35}
+PLACES = {"drop_emb": "drop_rate_emb", "att.dropout": "drop_rate_attn",
+          "drop_shortcut": "drop_rate_shortcut"}  # where a dropout sits -> its rate
+
+
+def check_dropout_rates(code: str) -> None:
+    """The model 4.3's solution builds: every dropout layer has the rate of the place it
+    sits, and the weights are those GPTModel draws from the same seed."""
+    build = namespace(code)["gpt_with_dropout_rates"]
+    cfg = {"vocab_size": 50, "context_length": 6, "emb_dim": 8, "n_heads": 2,
+           "n_layers": 3, "qkv_bias": False, **RATES}
+    torch.manual_seed(123)
+    model = build(cfg)
+    seen = []
+    for name, module in model.named_modules():
+        if isinstance(module, nn.Dropout):
+            place = next(p for p in PLACES if name == p or name.endswith("." + p))
+            assert module.p == RATES[PLACES[place]], (name, module.p)
+            seen.append(place)
+    assert seen.count("drop_emb") == 1
+    assert seen.count("att.dropout") == seen.count("drop_shortcut") == 3
+    plain = {k: v for k, v in cfg.items() if not k.startswith("drop_rate")}
+    torch.manual_seed(123)
+    reference = model_module.GPTModel(plain).state_dict()
+    assert all(torch.equal(v, reference[k]) for k, v in model.state_dict().items())
+
+
+def test_solution_4_3_gives_each_place_its_own_rate(found):
     (block,) = found["4.3"]
-    right = "block.att.dropout = cfg.drop_rate_attn"
+    check_dropout_rates(block.code)
+
+
+@pytest.mark.parametrize("place, wrong", [
+    ("drop_rate_emb", "drop_rate_attn"),
+    ("drop_rate_attn", "drop_rate_shortcut"),
+    ("drop_rate_shortcut", "drop_rate_emb"),
+])
+def test_a_wrong_rate_at_any_place_fails_solution_4_3(found, place, wrong):
+    """One place given another place's rate: the printout no longer matches the page,
+    and the check of the rates fails."""
+    (block,) = found["4.3"]
+    right = f'cfg["{place}"]'
     assert block.code.count(right) == 1  # the mutation below really changes the code
-    printed = run(block.code.replace(right, "block.att.dropout = cfg.drop_rate_emb"))
-    assert printed != block.expected_output
-    assert "trf_blocks.0.att            0.1  (attention weights)" in printed
+    broken = block.code.replace(right, f'cfg["{wrong}"]')
+    assert run(broken) != block.expected_output
+    with pytest.raises(AssertionError):
+        check_dropout_rates(broken)

@@ -2,7 +2,8 @@
 
 A tiny seeded GPTModel stands in for GPT-2 where real logits are needed; a scripted fake
 model, which returns logits we choose, forces situations a random model will not produce
-on cue (an end-of-text token at a given step in a given row).
+on cue (an end-of-text token at a given step in a given row). Every model here is called
+as the book calls one, `model(ids)`, with nothing else.
 """
 
 import math
@@ -16,6 +17,7 @@ from llm_from_scratch.model import GPTConfig, GPTModel
 
 EOS = 50256
 CONTEXT = 8
+TOY = torch.tensor([[4.51, 0.89, -1.90, 6.75, 1.63, -1.62, -1.89, 6.28, 1.79]])  # the book's
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +45,7 @@ class ScriptedModel:
         self.cfg = SimpleNamespace(vocab_size=vocab_size, context_length=context_length, n_layers=1)
         self.calls = []
 
-    def __call__(self, idx, **kv_cache_arguments):  # it has no cache: it ignores them
+    def __call__(self, idx):
         self.calls.append(tuple(idx.shape))
         step = len(self.calls) - 1
         logits = torch.zeros(idx.shape[0], idx.shape[1], self.cfg.vocab_size)
@@ -58,9 +60,31 @@ class ShapeSpy:
     def __init__(self, model):
         self.model, self.cfg, self.shapes = model, model.cfg, []
 
-    def __call__(self, idx, **kwargs):
+    def __call__(self, idx):
         self.shapes.append(tuple(idx.shape))
-        return self.model(idx, **kwargs)
+        return self.model(idx)
+
+
+class ToyModel:
+    """A stand-in model whose last position always scores the book's nine toy words."""
+
+    def __init__(self, logits):
+        self.logits = logits
+        self.cfg = SimpleNamespace(vocab_size=logits.numel(), context_length=16, n_layers=1)
+
+    def __call__(self, idx):
+        return self.logits.expand(idx.shape[0], idx.shape[1], -1).clone()
+
+
+def books_loop(model, idx, max_new_tokens, context_size):
+    """The book's generate_text_simple (section 4.7), restated: crop, last position,
+    softmax, argmax, append."""
+    for _ in range(max_new_tokens):
+        with torch.no_grad():
+            logits = model(idx[:, -context_size:])[:, -1, :]
+        probas = torch.softmax(logits, dim=-1)
+        idx = torch.cat((idx, torch.argmax(probas, dim=-1, keepdim=True)), dim=1)
+    return idx
 
 
 # --- greedy ------------------------------------------------------------------
@@ -73,6 +97,34 @@ def test_greedy_generate_equals_generate_text_simple(model, prompts):
     assert ours.shape == (3, 17)
     assert torch.equal(ours, book)
     assert torch.equal(ours[:, :5], prompts)
+
+
+@pytest.mark.parametrize("context_size", [CONTEXT, 3, 1])
+def test_greedy_decoding_equals_the_books_loop(model, prompts, context_size):
+    expected = books_loop(model, prompts, 12, context_size)
+    assert not torch.equal(expected[:, 5:], expected[:, 5:6].expand(-1, 12))  # not one token
+    assert torch.equal(generate_text_simple(model, prompts, 12, context_size), expected)
+    assert torch.equal(generate(model, prompts, 12, context_size), expected)
+
+
+@pytest.mark.parametrize("decode", ["generate_text_simple", "generate", "generate sampling"])
+def test_the_model_is_called_with_the_ids_alone(model, prompts, decode):
+    """No cache, no last_only: the decoders call a GPTModel as the book's loop does."""
+    calls = []
+    handle = model.register_forward_pre_hook(
+        lambda _, args, kwargs: calls.append((len(args), tuple(args[0].shape), dict(kwargs))),
+        with_kwargs=True)
+    try:
+        if decode == "generate_text_simple":
+            generate_text_simple(model, prompts, 5, CONTEXT)
+        else:
+            temperature = 1.0 if decode == "generate sampling" else 0.0
+            generate(model, prompts, 5, temperature=temperature,
+                     generator=torch.Generator().manual_seed(0))
+    finally:
+        handle.remove()
+    # 5, 6, 7, 8 tokens, then the 8-token window
+    assert calls == [(1, (3, n), {}) for n in (5, 6, 7, 8, 8)]
 
 
 def test_greedy_ignores_the_global_random_state(model, prompts):
@@ -152,6 +204,20 @@ def test_tiny_top_p_equals_greedy(model, prompts, temperature):
     assert torch.equal(sampled, greedy)
 
 
+def test_sampling_draws_from_next_token_probabilities():
+    """4,000 rows each draw one token from the toy distribution: the shares come close
+    to next_token_probabilities, and truncated tokens are never drawn."""
+    prompt = torch.zeros(4000, 1, dtype=torch.long)
+    for kwargs in ({"temperature": 1.0}, {"temperature": 2.0, "top_k": 3},
+                   {"temperature": 1.0, "top_p": 0.9}):
+        out = generate(ToyModel(TOY), prompt, 1, generator=torch.Generator().manual_seed(0),
+                       **kwargs)
+        shares = torch.bincount(out[:, -1], minlength=9) / 4000
+        expected = next_token_probabilities(TOY, **kwargs)[0]
+        assert (shares[expected == 0] == 0).all(), kwargs
+        assert (shares - expected).abs().max() < 0.03, kwargs  # about 4 standard errors
+
+
 def test_sampled_tokens_stay_inside_the_top_k(model, prompts):
     generator = torch.Generator().manual_seed(0)
     spy = ShapeSpy(model)
@@ -212,7 +278,6 @@ def test_an_eos_in_the_prompt_does_not_finish_the_row():
 
 # --- the distribution --------------------------------------------------------
 
-TOY = torch.tensor([[4.51, 0.89, -1.90, 6.75, 1.63, -1.62, -1.89, 6.28, 1.79]])  # the book's
 
 
 def test_temperature_one_is_the_softmax_and_rows_sum_to_one():

@@ -22,7 +22,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from llm_from_scratch.model import GPTConfig, GPTModel
-from llm_from_scratch.pretrained import CheckpointError, gpt2_checkpoint_shapes, save_gpt2
+from llm_from_scratch.pretrained import CheckpointError, gpt2_checkpoint_shapes, load_gpt2, save_gpt2
 
 TINY = dict(vocab_size=101, context_length=16, emb_dim=32, n_heads=4, n_layers=2)
 
@@ -49,7 +49,7 @@ def checkpoint_dir(tmp_path, good, name="ckpt"):
 
 def test_the_good_checkpoint_loads(good, tensors):
     # The control for everything below: the failures come from the damage, not the setup.
-    model = GPTModel.from_pretrained(good)
+    model = load_gpt2(good)
     assert model.cfg.emb_dim == 32 and not model.training
     # wte, wpe, ln_f (2), 12 per block, and lm_head: TINY keeps the book's untied head.
     assert len(tensors) == 2 + 2 + 2 * 12 + 1 and "lm_head.weight" in tensors
@@ -127,7 +127,7 @@ def test_a_pickle_that_runs_code_is_refused_without_running(tmp_path, good, tens
     directory = checkpoint_dir(tmp_path, good)
     write_hostile(directory / "pytorch_model.bin", PAYLOADS[payload](marker), writer, tensors)
     with pytest.raises(CheckpointError) as err:
-        GPTModel.from_pretrained(directory)
+        load_gpt2(directory)
     message = str(err.value)
     assert not marker.exists(), "loading ran the payload"
     assert message.startswith(f"{directory / 'pytorch_model.bin'}: refused, because loading it would run code")
@@ -147,7 +147,7 @@ def test_a_protocol_5_pickle_is_refused_before_it_reaches_its_global(tmp_path, g
     directory = checkpoint_dir(tmp_path, good)
     write_hostile(directory / "pytorch_model.bin", PAYLOADS[payload](marker), "pickle protocol 5", tensors)
     with pytest.raises(CheckpointError) as err:
-        GPTModel.from_pretrained(directory)
+        load_gpt2(directory)
     message = str(err.value)
     assert not marker.exists(), "loading ran the payload"
     assert message.startswith(f"{directory / 'pytorch_model.bin'}: refused by torch.load with weights_only=True")
@@ -161,7 +161,7 @@ def test_a_whole_model_pickled_is_refused_with_the_state_dict_advice(tmp_path, g
     torch.manual_seed(0)
     torch.save(GPTModel(GPTConfig(**TINY)), directory / "pytorch_model.bin")
     with pytest.raises(CheckpointError) as err:
-        GPTModel.from_pretrained(directory)
+        load_gpt2(directory)
     message = str(err.value)
     assert "refused, because loading it would run code" in message
     assert "it asks for the global llm_from_scratch.model.GPTModel," in message
@@ -175,7 +175,7 @@ def test_a_hostile_bin_beside_a_good_safetensors_is_never_opened(tmp_path, good,
     directory = checkpoint_dir(tmp_path, good)
     (directory / "model.safetensors").write_bytes((good / "model.safetensors").read_bytes())
     write_hostile(directory / "pytorch_model.bin", SystemPayload(marker), "torch.save", tensors)
-    assert GPTModel.from_pretrained(directory).cfg.n_layers == 2
+    assert load_gpt2(directory).cfg.n_layers == 2
     assert not marker.exists()
 
 
@@ -188,7 +188,7 @@ def test_truncated_safetensors_is_named_and_called_truncated(tmp_path, good):
     for cut in (len(data) // 2, 100, 7):  # mid-data, mid-header, inside the length prefix
         (directory / "model.safetensors").write_bytes(data[:cut])
         with pytest.raises(CheckpointError) as err:
-            GPTModel.from_pretrained(directory)
+            load_gpt2(directory)
         message = str(err.value)
         assert str(directory / "model.safetensors") in message
         assert "cannot read it as a safetensors checkpoint" in message
@@ -204,7 +204,7 @@ def test_an_empty_weights_file_is_called_empty(tmp_path, good, name):
     directory = checkpoint_dir(tmp_path, good)
     (directory / name).write_bytes(b"")
     with pytest.raises(CheckpointError) as err:
-        GPTModel.from_pretrained(directory)
+        load_gpt2(directory)
     assert str(err.value) == f"{directory / name} is empty (0 bytes): the download or copy did not finish; fetch it again"
 
 
@@ -213,7 +213,7 @@ def test_a_bin_that_is_not_a_pytorch_file_says_so(tmp_path, good, content):
     directory = checkpoint_dir(tmp_path, good)
     (directory / "pytorch_model.bin").write_bytes({"random": RANDOM_BYTES, "html": HTML}[content])
     with pytest.raises(CheckpointError) as err:
-        GPTModel.from_pretrained(directory)
+        load_gpt2(directory)
     message = str(err.value)
     assert message.startswith(f"{directory / 'pytorch_model.bin'} is not a PyTorch checkpoint "
                               "(it does not start like one")
@@ -231,7 +231,7 @@ def test_a_safetensors_file_that_is_not_one_is_named(tmp_path, good, content):
     directory = checkpoint_dir(tmp_path, good)
     (directory / "model.safetensors").write_bytes({"random": RANDOM_BYTES, "html": HTML}[content])
     with pytest.raises(CheckpointError) as err:
-        GPTModel.from_pretrained(directory)
+        load_gpt2(directory)
     message = str(err.value)
     assert message.startswith(f"{directory / 'model.safetensors'}: cannot read it as a safetensors checkpoint")
     assert "fetch it again" in message
@@ -246,7 +246,7 @@ def test_a_truncated_bin_is_called_truncated_not_foreign(tmp_path, good, tensors
     for cut in (len(data) // 2, 60):
         (directory / "pytorch_model.bin").write_bytes(data[:cut])
         with pytest.raises(CheckpointError) as err:
-            GPTModel.from_pretrained(directory)
+            load_gpt2(directory)
         message = str(err.value)
         assert message.startswith(f"{directory / 'pytorch_model.bin'}: cannot read it as a PyTorch checkpoint (")
         assert message.endswith("); the file may be truncated or corrupt, fetch it again")
@@ -259,7 +259,7 @@ def test_a_pickle_of_something_else_than_a_dict_of_tensors(tmp_path, good, conte
     directory = checkpoint_dir(tmp_path, good)
     torch.save(content, directory / "pytorch_model.bin")
     with pytest.raises(CheckpointError, match="pytorch_model.bin: expected a dictionary of tensors"):
-        GPTModel.from_pretrained(directory)
+        load_gpt2(directory)
 
 
 # --- checkpoints that do not fit ------------------------------------------------------
@@ -275,7 +275,7 @@ def test_weights_of_another_width_list_eight_shapes_and_count_the_rest(tmp_path,
     directory = checkpoint_dir(tmp_path, good)  # config.json says emb_dim 32
     (directory / "model.safetensors").write_bytes((wider / "model.safetensors").read_bytes())
     with pytest.raises(CheckpointError) as err:
-        GPTModel.from_pretrained(directory)
+        load_gpt2(directory)
     message = str(err.value)
     assert "does not fit a GPT-2 with vocab_size=101, context_length=16, emb_dim=32" in message
     named = re.findall(r"(\S+) has shape (\(.*?\)) in the checkpoint, the model needs (\(.*?\))", message)
@@ -293,7 +293,7 @@ def test_weights_of_another_depth_name_the_extra_blocks(tmp_path, good):
     directory = checkpoint_dir(tmp_path, good)  # config.json says 2 layers
     (directory / "model.safetensors").write_bytes((deeper / "model.safetensors").read_bytes())
     with pytest.raises(CheckpointError) as err:
-        GPTModel.from_pretrained(directory)
+        load_gpt2(directory)
     message = str(err.value)
     assert "does not fit a GPT-2 with n_layers=2" in message
     assert "unexpected keys: transformer.h.2." in message
@@ -308,7 +308,7 @@ def test_missing_and_unexpected_keys_are_both_listed(tmp_path, good, tensors):
     directory = checkpoint_dir(tmp_path, good)
     save_tensors(directory, state)
     with pytest.raises(CheckpointError) as err:
-        GPTModel.from_pretrained(directory)
+        load_gpt2(directory)
     message = str(err.value)
     assert "missing keys: h.0.ln_1.bias, h.1.attn.c_proj.weight" in message
     assert "unexpected keys:" in message
@@ -319,7 +319,7 @@ def test_many_missing_keys_are_summarised(tmp_path, good, tensors):
     directory = checkpoint_dir(tmp_path, good)
     save_tensors(directory, {"transformer.wte.weight": torch.zeros(101, 32)})
     with pytest.raises(CheckpointError) as err:
-        GPTModel.from_pretrained(directory)
+        load_gpt2(directory)
     message = str(err.value)
     assert "missing keys: wpe.weight, h.0.ln_1.weight" in message
     # All but wte (lm_head may be absent: it is tied) are missing: eight named, then a count.
@@ -331,7 +331,7 @@ def test_an_empty_dict_of_tensors_lists_what_is_missing(tmp_path, good):
     directory = checkpoint_dir(tmp_path, good)
     torch.save({}, directory / "pytorch_model.bin")
     with pytest.raises(CheckpointError, match="missing keys: wte.weight, wpe.weight"):
-        GPTModel.from_pretrained(directory)
+        load_gpt2(directory)
 
 
 def test_a_config_of_another_architecture_is_refused(tmp_path, good):
@@ -340,7 +340,7 @@ def test_a_config_of_another_architecture_is_refused(tmp_path, good):
     config = json.loads((directory / "config.json").read_text())
     (directory / "config.json").write_text(json.dumps({**config, "model_type": "llama"}))
     with pytest.raises(CheckpointError, match="model_type is 'llama', not 'gpt2'"):
-        GPTModel.from_pretrained(directory)
+        load_gpt2(directory)
     (directory / "config.json").write_text('{"n_embd": 32,')
     with pytest.raises(CheckpointError, match="config.json: not valid JSON"):
-        GPTModel.from_pretrained(directory)
+        load_gpt2(directory)

@@ -7,6 +7,7 @@ Then every way a checkpoint can fail to fit must be reported by name.
 """
 
 import json
+import re
 import subprocess
 import sys
 
@@ -104,10 +105,48 @@ def test_safetensors_checkpoint_matches_transformers(hf_model, safetensors_dir):
     assert torch.equal(got, expected)
 
 
-def test_from_pretrained_is_load_gpt2(hf_model, safetensors_dir):
-    ours = GPTModel.from_pretrained(safetensors_dir, drop_rate=0.0)
+def test_overrides_replace_config_fields(hf_model, safetensors_dir):
+    ours = load_gpt2(safetensors_dir, drop_rate=0.0)
     assert isinstance(ours, GPTModel) and ours.cfg.drop_rate == 0.0
     torch.testing.assert_close(our_logits(ours), hf_logits(hf_model), atol=1e-4, rtol=0)
+
+
+def test_loaded_masks_are_those_of_a_freshly_built_model(safetensors_dir):
+    # GPT-2's files carry no mask; the translation makes one per block, as GPTModel(cfg)
+    # does, and loading fills every buffer (none left on the meta device).
+    ours = load_gpt2(safetensors_dir)
+    fresh = GPTModel(ours.cfg)
+    masks = [block.att.mask for block in ours.trf_blocks]
+    assert len(masks) == ours.cfg.n_layers
+    for mask, expected in zip(masks, (block.att.mask for block in fresh.trf_blocks)):
+        assert not mask.is_meta and mask.dtype == torch.float32
+        assert torch.equal(mask, expected)
+    assert masks[0].data_ptr() != masks[1].data_ptr()  # one tensor per block, as GPTModel has
+    assert not any(t.is_meta for t in ours.state_dict().values())
+
+
+def test_convert_gives_exactly_the_keys_of_gptmodel(hf_state):
+    from llm_from_scratch.model import GPTConfig
+    from llm_from_scratch.pretrained import convert_gpt2_state_dict
+
+    cfg = GPTConfig(vocab_size=101, context_length=32, emb_dim=64, n_heads=4, n_layers=2,
+                    qkv_bias=True, tie_weights=True)
+    ours = convert_gpt2_state_dict(hf_state, cfg)
+    model = GPTModel(cfg)
+    assert sorted(ours) == sorted(model.state_dict())
+    model.load_state_dict(ours, strict=True)  # raises on a missing or unexpected key
+    assert all(t.dtype == torch.float32 for t in ours.values())
+
+
+def test_save_gpt2_writes_no_mask(tmp_path):
+    from llm_from_scratch.model import GPTConfig
+
+    cfg = GPTConfig(vocab_size=101, context_length=32, emb_dim=64, n_heads=4, n_layers=2,
+                    qkv_bias=True)
+    assert "trf_blocks.0.att.mask" in GPTModel(cfg).state_dict()
+    saved = safetensors_torch.load_file(save_gpt2(GPTModel(cfg), tmp_path) / "model.safetensors")
+    assert not [k for k in saved if "mask" in k or re.search(r"\.attn\.(bias|masked_bias)$", k)]
+    assert sorted(k.removeprefix("transformer.") for k in saved) == sorted(gpt2_checkpoint_shapes(cfg))
 
 
 def test_pytorch_model_bin_matches_transformers(hf_model, hf_state, hf_config_dict, tmp_path):
@@ -140,9 +179,10 @@ def test_openai_style_bin_without_prefix_and_with_mask_buffers(hf_model, hf_stat
 
 
 def test_loading_builds_without_drawing(safetensors_dir):
-    # load_gpt2 builds on the meta device with torch.nn.init's functions skipped: no random
-    # numbers, and none of the slow first-time set-up a meta normal_() costs (it imports
-    # torch._dynamo, about 1.5 s). Checked in a fresh process, where nothing was imported yet.
+    # load_gpt2 builds on the meta device with torch.nn.init's functions and torch.triu (the
+    # masks) skipped: no random numbers, and none of the slow first-time set-up a meta
+    # normal_() or triu() costs (each imports torch._dynamo). Checked in a fresh process,
+    # where nothing was imported yet.
     code = (
         "import sys, torch\n"
         "from llm_from_scratch.pretrained import load_gpt2\n"

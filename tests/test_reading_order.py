@@ -54,10 +54,9 @@ def test_the_check_sees_a_name_used_before_its_definition():
     assert not names_used_before_definition("def g():\n    return 1\n\ndef f():\n    return g()\n")
 
 
-# The deliberate exceptions, each a hand-off at call time to what a later chapter teaches:
-# GPTModel.from_pretrained (chapter 8) to chapter 11's loader (11-checkpoints.md), and
+# The one deliberate exception, a hand-off at call time to what a later chapter teaches:
 # generate(..., use_cache=True) (chapter 9) to chapter 12's KV cache.
-HAND_OFFS = {("08-gpt-model.md", "load_gpt2"), ("09-text-generation.md", "CachedLogits")}
+HAND_OFFS = {("09-text-generation.md", "CachedLogits")}
 
 
 def package_imports(code: str):

@@ -29,3 +29,69 @@ def test_every_page_has_an_edit_button_to_its_source(built_site):
         if not re.search(rf'<a href="https://[^"]+/edit/main/docs/{re.escape(rel.as_posix())}"', html):
             missing.append(rel.as_posix())
     assert missing == []
+
+
+# A heading's text is also its entry in the table of contents and the navigation, where
+# MathJax does not run: a formula there shows as raw TeX. Headings say it in words.
+MATH = re.compile(r"\\\(|\\\[|\$\$|\$[^$\s](?:[^$]*[^$\s])?\$|\\begin\{")
+FENCE = re.compile(r"^ *(`{3,}|~{3,})")
+
+
+def _markdown_headings(text):
+    """(line number, heading) of each ATX or setext heading outside code fences."""
+    fence, previous = None, ""
+    for number, line in enumerate(text.splitlines(), start=1):
+        match = FENCE.match(line)
+        if fence:
+            if match and line.strip() == match[1] and match[1].startswith(fence):
+                fence = None
+        elif match:
+            fence = match[1]
+        elif re.match(r" {0,3}#{1,6}(\s|$)", line):
+            yield number, line.strip()
+        elif re.fullmatch(r" {0,3}(=+|-+)\s*", line) and previous.strip() and not FENCE.match(previous):
+            yield number - 1, previous.strip()
+        previous = "" if fence else line
+
+
+def _lab_headings(text):
+    """(line number, heading) of each heading in a lab's Markdown cells (`# %% [markdown]`)."""
+    in_markdown = False
+    for number, line in enumerate(text.splitlines(), start=1):
+        if line.startswith("# %%"):
+            in_markdown = "[markdown]" in line
+        elif in_markdown and re.match(r"# #{1,6} ", line):
+            yield number, line[2:].strip()
+
+
+def _headings_with_math(docs):
+    found = []
+    for page in sorted(docs.rglob("*.md")):
+        found += [f"{page.relative_to(docs)}:{n}: {h}" for n, h in _markdown_headings(page.read_text(encoding="utf-8")) if MATH.search(h)]
+    for lab in sorted(docs.glob("labs/*.py")):
+        found += [f"{lab.relative_to(docs)}:{n}: {h}" for n, h in _lab_headings(lab.read_text(encoding="utf-8")) if MATH.search(h)]
+    return found
+
+
+def test_no_heading_holds_math():
+    found = _headings_with_math(Path(__file__).parents[1] / "docs")
+    assert found == [], "headings with math (the table of contents shows them as raw TeX):\n" + "\n".join(found)
+
+
+def test_the_heading_check_finds_math_in_every_kind_of_heading(tmp_path):
+    (tmp_path / "labs").mkdir()
+    (tmp_path / "page.md").write_text(
+        "# Title\n## Why divide by \\(\\sqrt{d_k}\\)?\n```python\n# not a heading $x$\n```\n"
+        "Why $\\varepsilon$\n---\n### Plain words, $5 or $ 6\n#### \\[x\\]\n",
+        encoding="utf-8",
+    )
+    (tmp_path / "labs" / "lab.py").write_text(
+        "# %% [markdown]\n# # Lab\n# ## What $\\varepsilon$ does\n\n# %%\n# ## $x$ in a comment\n",
+        encoding="utf-8",
+    )
+    assert _headings_with_math(tmp_path) == [
+        "page.md:2: ## Why divide by \\(\\sqrt{d_k}\\)?",
+        "page.md:6: Why $\\varepsilon$",
+        "page.md:9: #### \\[x\\]",
+        "labs/lab.py:3: ## What $\\varepsilon$ does",
+    ]

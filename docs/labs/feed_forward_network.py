@@ -30,8 +30,12 @@ with torch.no_grad():
     activated = gelu(hidden)  # GELU(W1 x + b1)
     out = project(activated)  # W2 GELU(W1 x + b1) + b2
 
-for name, t in [("input", x), ("Linear 1", hidden), ("GELU", activated), ("Linear 2", out)]:
-    print(f"{name:<9} shape {str(tuple(t.shape)):<14} mean {t.mean():+.3f}  std {t.std():.3f}")
+steps = [("input", x), ("Linear 1", hidden), ("GELU", activated),
+         ("Linear 2", out)]
+for name, t in steps:
+    shape = str(tuple(t.shape))
+    print(f"{name:<9} shape {shape:<14} "
+          f"mean {t.mean():+.3f}  std {t.std():.3f}")
 
 # %% [markdown]
 # ## What GELU does to the hidden layer
@@ -50,7 +54,8 @@ print(f"negative before GELU:    {(before < 0).float().mean():.1%}")
 print(f"range before GELU:       [{before.min():.4f}, {before.max():.4f}]")
 print(f"range after GELU:        [{after.min():.4f}, {after.max():.4f}]")
 
-fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.5), sharex=True, sharey=True)
+fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.5),
+                               sharex=True, sharey=True)
 ax1.hist(before.numpy(), bins=80, color="tab:blue")
 ax1.set_title("hidden pre-activations  $W_1x + b_1$")
 ax1.set_xlabel("value")
@@ -76,8 +81,11 @@ with torch.no_grad():
     whole = ffn(x)
     one_by_one = torch.stack([ffn(x[:, t]) for t in range(x.shape[1])], dim=1)
     shuffled = ffn(x[:, [3, 2, 1, 0]])  # reverse the token order
-print("whole == one by one:             ", torch.allclose(whole, one_by_one, atol=1e-5))
-print("reversing tokens reverses outputs:", torch.allclose(shuffled, whole[:, [3, 2, 1, 0]], atol=1e-5))
+reversed_whole = whole[:, [3, 2, 1, 0]]
+print("whole == one by one:             ",
+      torch.allclose(whole, one_by_one, atol=1e-5))
+print("reversing tokens reverses outputs:",
+      torch.allclose(shuffled, reversed_whole, atol=1e-5))
 
 # %% [markdown]
 # ## Parameters grow with the square of the width
@@ -96,12 +104,15 @@ for d in widths:
     counts.append(sum(p.numel() for p in module.parameters()))
     assert counts[-1] == 8 * d * d + 5 * d
 for name, d in gpt2_widths.items():
-    print(f"gpt2-{name:<7} emb_dim {d:>5}:  {counts[widths.index(d)]:>12,} parameters per FFN")
+    n = counts[widths.index(d)]
+    print(f"gpt2-{name:<7} emb_dim {d:>5}:  {n:>12,} parameters per FFN")
 
 fine = torch.linspace(32, 1700, 200)
 fig, ax = plt.subplots(figsize=(7, 4))
-ax.plot(fine, (8 * fine**2 + 5 * fine) / 1e6, color="lightgray", label="$8d^2 + 5d$")
-ax.plot(widths, [c / 1e6 for c in counts], "o", color="tab:blue", label="counted")
+ax.plot(fine, (8 * fine**2 + 5 * fine) / 1e6, color="lightgray",
+        label="$8d^2 + 5d$")
+ax.plot(widths, [c / 1e6 for c in counts], "o", color="tab:blue",
+        label="counted")
 for name, d in gpt2_widths.items():
     ax.annotate(f"gpt2-{name}", (d, counts[widths.index(d)] / 1e6),
                 textcoords="offset points", xytext=(-10, 8), ha="right")

@@ -1,14 +1,15 @@
 # %% [markdown]
 # # Lab: layer normalization
 #
-# A hands-on companion to [chapter 3, Layer normalization](../../chapters/03-layer-normalization/).
+# A hands-on companion to
+# [chapter 3, Layer normalization](../../chapters/03-layer-normalization/).
 # We take activations whose rows have very different centres and spreads, normalise
 # them with the package's `LayerNorm`, and look at the numbers before and after: as
 # histograms, as per-token means and variances, and through a deep stack of layers.
-# Then we see what $\varepsilon$ does to vectors with very little spread.
+# Then we see what ε (`eps`) does to vectors with very little spread.
 #
-# Run it with `python docs/labs/layer_normalization.py`; it takes a couple of seconds.
-# Things to try are suggested at the end.
+# Run it with `python docs/labs/layer_normalization.py`; it takes a couple of
+# seconds. Things to try are suggested at the end.
 
 # %%
 import matplotlib.pyplot as plt
@@ -18,7 +19,7 @@ from torch import nn
 from llm_from_scratch.model import LayerNorm
 
 torch.manual_seed(123)
-EMB_DIM = 768  # try 8 or 64: the statistics get noisier, the normalisation does not care
+EMB_DIM = 768  # try 8 or 64: noisier statistics, the same normalisation
 EPS = 1e-5  # try 1e-2 and watch the variances after normalisation drop below 1
 
 # %% [markdown]
@@ -30,8 +31,9 @@ EPS = 1e-5  # try 1e-2 and watch the variances after normalisation drop below 1
 
 # %%
 num_tokens = 8
-centres = torch.linspace(-3.0, 4.0, num_tokens).unsqueeze(-1)  # a different mean per token
-spreads = torch.logspace(-1, 0.7, num_tokens).unsqueeze(-1)  # std from 0.1 to 5
+# a different mean per token, and a standard deviation from 0.1 to 5
+centres = torch.linspace(-3.0, 4.0, num_tokens).unsqueeze(-1)
+spreads = torch.logspace(-1, 0.7, num_tokens).unsqueeze(-1)
 x = centres + spreads * torch.randn(num_tokens, EMB_DIM)
 
 ln = LayerNorm(EMB_DIM, eps=EPS)
@@ -43,7 +45,8 @@ mean_after, var_after = y.mean(dim=-1), y.var(dim=-1, unbiased=False)
 
 
 def fmt(v: float) -> str:
-    return f"{v:9.4f}".replace("-0.0000", " 0.0000")  # -0.0000 is only rounding noise
+    # -0.0000 is only rounding noise around zero
+    return f"{v:9.4f}".replace("-0.0000", " 0.0000")
 
 
 print("token   mean before   var before   mean after   var after")
@@ -90,7 +93,8 @@ plt.show()
 #
 # Two inputs with five features, through `Linear(5, 6)` and a ReLU, then normalised.
 # The ReLU leaves every value at or above zero, so both rows start with a positive mean
-# and a small variance.
+# and a small variance. These are the biased variances `LayerNorm` uses (dividing by
+# 6); the book first prints torch's default unbiased ones, 0.0231 and 0.0398.
 
 # %%
 torch.manual_seed(123)
@@ -117,7 +121,8 @@ torch.manual_seed(123)
 width = 64
 h_small = h_big = h_norm = torch.randn(16, width)
 norm = LayerNorm(width, eps=EPS)
-depths, stds = [], {"gain 0.8": [], "gain 1.25": [], "gain 1.25 + LayerNorm": []}
+depths = []
+stds = {"gain 0.8": [], "gain 1.25": [], "gain 1.25 + LayerNorm": []}
 with torch.no_grad():
     for depth in range(1, 25):
         w = torch.randn(width, width) / width**0.5
@@ -142,28 +147,30 @@ fig.tight_layout()
 plt.show()
 
 # %% [markdown]
-# ## What $\varepsilon$ does
+# ## What eps does
 #
-# With scale 1 and shift 0, a vector of variance $\sigma^2$ comes out with variance
-# $\sigma^2 / (\sigma^2 + \varepsilon)$. For ordinary activations that is 1 to many
-# decimals; for vectors that are almost constant, $\varepsilon$ takes over and the
-# output shrinks towards 0 instead of blowing noise up to unit size. The dots are
-# measured with `LayerNorm`, the lines are the formula.
+# With scale 1 and shift 0, a vector of variance σ² comes out with variance
+# σ² / (σ² + ε). For ordinary activations that is 1 to many decimals; for vectors
+# that are almost constant, ε takes over and the output shrinks towards 0 instead of
+# blowing noise up to unit size. The dots are measured with `LayerNorm`, the lines
+# are the formula.
 
 # %%
 torch.manual_seed(123)
 sigma2 = torch.logspace(-9, 1, 21)
 base = torch.randn(1, EMB_DIM)
-base = (base - base.mean()) / base.std(unbiased=False)  # exactly mean 0, variance 1
+base = (base - base.mean()) / base.std(unbiased=False)  # mean 0, variance 1
 fig, ax = plt.subplots(figsize=(7, 4))
 for eps in (1e-2, 1e-5, 1e-8):
     with torch.no_grad():
-        measured = [LayerNorm(EMB_DIM, eps=eps)(s.sqrt() * base).var(unbiased=False).item()
+        ln_eps = LayerNorm(EMB_DIM, eps=eps)
+        measured = [ln_eps(s.sqrt() * base).var(unbiased=False).item()
                     for s in sigma2]
     ax.plot(sigma2, sigma2 / (sigma2 + eps), label=f"eps = {eps:.0e}")
     ax.scatter(sigma2, measured, s=12)
-    print(f"eps = {eps:.0e}: output variance {measured[0]:.2e} for input variance "
-          f"{sigma2[0]:.0e}, {measured[-1]:.4f} for input variance {sigma2[-1]:.0f}")
+    print(f"eps = {eps:.0e}: output variance {measured[0]:.2e} for input "
+          f"variance {sigma2[0]:.0e}, {measured[-1]:.4f} for input variance "
+          f"{sigma2[-1]:.0f}")
 ax.set_xscale("log")
 ax.set_xlabel("variance of the input vector")
 ax.set_ylabel("variance after LayerNorm")
@@ -179,5 +186,5 @@ plt.show()
 #   over only eight numbers, yet every row still comes out with mean 0 and variance 1.
 # - Set `EPS = 1e-2`: the book's example now ends with variances visibly below 1.
 # - In the deep stack, replace `LayerNorm` by `torch.nn.LayerNorm(width)`: the curve
-#   does not move, because the two compute the same function (chapter 3 checks it to
-#   $10^{-6}$).
+#   does not move, because the two compute the same function
+#   (`tests/test_layernorm_gelu.py` checks it, values and gradients).

@@ -18,15 +18,17 @@ from llm_from_scratch.model import GELU
 
 
 def layer_gradients(layer_sizes, use_shortcut, seed=123):
-    """Mean |gradient| of each layer's weight after one backward pass through a stack of
-    Linear + GELU layers. With use_shortcut, a layer that keeps the shape adds its input
-    back. The layers draw their weights as the chapter's DeepNetwork does."""
+    """Mean |gradient| of each layer's weight after one backward pass through
+    a stack of Linear + GELU layers. With use_shortcut, a layer that keeps the
+    shape adds its input back. The layers draw their weights as the chapter's
+    ExampleDeepNeuralNetwork does, so [3, 3, 3, 3, 3, 1] gives its numbers."""
     torch.manual_seed(seed)
     layers = [nn.Sequential(nn.Linear(n_in, n_out), GELU())
               for n_in, n_out in zip(layer_sizes[:-1], layer_sizes[1:])]
     x = torch.tensor([[1.0, 0.0, -1.0]])
     for layer in layers:
-        x = x + layer(x) if use_shortcut and layer[0].out_features == x.shape[-1] else layer(x)
+        out = layer(x)
+        x = x + out if use_shortcut and out.shape == x.shape else out
     nn.functional.mse_loss(x, torch.tensor([[0.0]])).backward()
     return [layer[0].weight.grad.abs().mean().item() for layer in layers]
 
@@ -49,8 +51,10 @@ for label, grads in profiles.items():  # layer 1 (nearest the input) first
 layers = range(1, len(sizes))
 width = 0.4
 fig, ax = plt.subplots(figsize=(7, 4))
-ax.bar([i - width / 2 for i in layers], plain, width, label="without shortcut", color="tab:red")
-ax.bar([i + width / 2 for i in layers], residual, width, label="with shortcut", color="tab:blue")
+ax.bar([i - width / 2 for i in layers], plain, width,
+       label="without shortcut", color="tab:red")
+ax.bar([i + width / 2 for i in layers], residual, width,
+       label="with shortcut", color="tab:blue")
 ax.set_yscale("log")
 ax.set_xticks(list(layers))
 ax.set_xlabel("layer (1 = nearest the input)")
@@ -75,7 +79,8 @@ plt.show()
 
 # %%
 def median_first_layer_gradient(depth, use_shortcut, seeds=range(9)):
-    grads = [layer_gradients([3] * depth + [1], use_shortcut, seed)[0] for seed in seeds]
+    grads = [layer_gradients([3] * depth + [1], use_shortcut, seed)[0]
+             for seed in seeds]
     return torch.tensor(grads).median().item()
 
 
@@ -84,12 +89,14 @@ first_plain = [median_first_layer_gradient(n, False) for n in depths]
 first_residual = [median_first_layer_gradient(n, True) for n in depths]
 for n in (2, 6, 10, 14, 20):
     i = depths.index(n)
-    print(f"{n:>2} layers: median first-layer gradient {first_plain[i]:.1e} without, "
-          f"{first_residual[i]:.1e} with")
+    print(f"{n:>2} layers: median first-layer gradient "
+          f"{first_plain[i]:.1e} without, {first_residual[i]:.1e} with")
 
 fig, ax = plt.subplots(figsize=(7, 4))
-ax.semilogy(depths, first_plain, "o-", color="tab:red", label="without shortcut")
-ax.semilogy(depths, first_residual, "o-", color="tab:blue", label="with shortcut")
+ax.semilogy(depths, first_plain, "o-", color="tab:red",
+            label="without shortcut")
+ax.semilogy(depths, first_residual, "o-", color="tab:blue",
+            label="with shortcut")
 ax.set_xticks(depths)
 ax.set_xlabel("number of layers")
 ax.set_ylabel("mean |gradient| of layer 1's weight\n(median over 9 seeds)")

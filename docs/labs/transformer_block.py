@@ -36,11 +36,13 @@ print("input to block 0:", tuple(x.shape))
 # %% [markdown]
 # ## Attention weights, head by head
 #
-# The library's `MultiHeadAttention` calls PyTorch's fused kernel, which returns the
-# context vectors but not the weights it used. So we recompute the weights with the
-# explicit formula, $\mathrm{softmax}(QK^\top/\sqrt{d_k} + M)$, from the block's own
-# `W_query` and `W_key`, and check that they reproduce the module's output exactly (up to
-# rounding) before we trust the pictures.
+# `MultiHeadAttention` computes its attention weights inside `forward` and returns only
+# the context vectors. So we recompute the weights with the formula,
+# $\mathrm{softmax}(QK^\top/\sqrt{d_k} + M)$, from the block's own `W_query` and
+# `W_key` (with a switch to leave out the $\sqrt{d_k}$, used further down). Before we
+# trust the pictures, we check them two ways: against the weights the module itself
+# hands to its dropout layer (a forward hook on `att.dropout` sees them), and by
+# rebuilding the module's output from them.
 
 # %%
 block = model.trf_blocks[0]
@@ -62,9 +64,16 @@ def attention_weights(att, x, scale=True):
     return torch.softmax(scores.masked_fill(future, float("-inf")), dim=-1)
 
 
+seen = []  # what the module passes to its dropout layer: its attention weights
+hook = att.dropout.register_forward_hook(lambda mod, inp, out: seen.append(inp[0]))
 with torch.no_grad():
     h = block.norm1(x)  # attention reads the normalised input
     weights = attention_weights(att, h)
+    att(h)
+hook.remove()
+print("the module's own weights:", torch.allclose(seen[0], weights, atol=1e-6))
+
+with torch.no_grad():
     b, t, _ = h.shape
     values = att.W_value(h).view(b, t, att.num_heads, att.head_dim).transpose(1, 2)
     rebuilt = att.out_proj((weights @ values).transpose(1, 2).reshape(b, t, -1))

@@ -10,6 +10,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from llm_from_scratch.model import GELU, LayerNorm, MultiHeadAttention
+
 
 # --- from docs/chapters/13-cpu.md --------------------------------------------
 
@@ -83,14 +85,63 @@ def use_path(layer: nn.Linear, path: str) -> None:
     setattr(layer, path, True)
 
 
-MARGIN = 0.95  # a path must take at most 95% of the plain product's time to be adopted
+class FusedLayerNorm(LayerNorm):
+    """LayerNorm in one kernel: the same formula, parameters and eps."""
+
+    def forward(self, x):
+        return F.layer_norm(x, self.scale.shape, self.scale, self.shift,
+                            self.eps)
+
+
+class FusedGELU(GELU):
+    """GELU's tanh approximation in one kernel."""
+
+    def forward(self, x):
+        return F.gelu(x, approximate="tanh")
+
+
+class FusedAttention(MultiHeadAttention):
+    """Causal attention with PyTorch's fused kernel: the book's mask,
+    scaling, softmax and dropout on the weights, in one call."""
+
+    def forward(self, x):
+        b, num_tokens, _ = x.shape
+
+        def split_heads(t):  # (b, tokens, d_out) -> (b, heads, tokens, hd)
+            return t.view(b, num_tokens, self.num_heads,
+                          self.head_dim).transpose(1, 2)
+
+        context = F.scaled_dot_product_attention(
+            split_heads(self.W_query(x)), split_heads(self.W_key(x)),
+            split_heads(self.W_value(x)), is_causal=True,
+            dropout_p=self.dropout.p if self.training else 0.0)
+        context = context.transpose(1, 2).contiguous()
+        return self.out_proj(context.view(b, num_tokens, self.d_out))
+
+
+FUSED = {LayerNorm: FusedLayerNorm, GELU: FusedGELU,
+         MultiHeadAttention: FusedAttention}
+
+
+def use_fused(module) -> None:
+    """Make a LayerNorm, GELU or MultiHeadAttention compute with PyTorch's
+    fused kernel from now on, in place."""
+    if type(module) not in FUSED:
+        raise TypeError("use_fused needs a LayerNorm, GELU or "
+                        f"MultiHeadAttention, got {type(module).__name__}")
+    module.__class__ = FUSED[type(module)]
+
+
+MARGIN = 0.95  # a path must take at most 95% of the plain time to be adopted
 REPEATS = 5  # timed runs of each variant, after one warm-up
 TEST_ROWS = 32  # rows of the input on which slicing the head is timed
+TEST_TOKENS = 128  # tokens per sequence on which fused kernels are timed
 
 
-def faster(plain, fast, repeats: int = REPEATS, clock=time.perf_counter) -> bool:
-    """Run plain() and fast() alternately; True if fast's median time is at most
-    MARGIN times plain's."""
+def faster(plain, fast, repeats: int = REPEATS,
+           clock=time.perf_counter) -> bool:
+    """Run plain() and fast() alternately; True if fast's median time is at
+    most MARGIN times plain's."""
     plain(), fast()  # warm-up: first calls pay for allocations
     times = {plain: [], fast: []}
     for r in range(repeats):
@@ -100,31 +151,62 @@ def faster(plain, fast, repeats: int = REPEATS, clock=time.perf_counter) -> bool
             times[run].append(clock() - start)
         if times[fast][0] > 2 * times[plain][0]:
             return False  # twice as slow: no point in paying for more runs
-    return statistics.median(times[fast]) <= MARGIN * statistics.median(times[plain])
+    return (statistics.median(times[fast])
+            <= MARGIN * statistics.median(times[plain]))
+
+
+def _fused_timing_input(module, dtype, generator):
+    """Two sequences of TEST_TOKENS tokens as wide as `module` reads."""
+    tokens, width = TEST_TOKENS, 4 * 768  # GELU: any width, elementwise
+    if isinstance(module, LayerNorm):
+        width = module.scale.numel()
+    elif isinstance(module, MultiHeadAttention):
+        width = module.W_query.in_features
+        tokens = min(tokens, module.mask.shape[0])  # fits the window
+    return torch.randn(2, tokens, width, generator=generator).to(dtype)
 
 
 def optimize(model: nn.Module) -> nn.Module:
-    """Swap the CPU paths that measure faster on this machine into the model's linear
-    layers, in place, and return the model. Outputs, parameters and state-dict keys
-    stay the same; training is untouched (chapter 13)."""
+    """Swap the fused kernels and CPU paths that measure faster on this
+    machine into the model, in place, and return it. Parameters, state-dict
+    keys and greedy tokens stay the same (chapter 13)."""
     if not isinstance(model, nn.Module):
-        raise TypeError(f"optimize needs a torch.nn.Module, got {type(model).__name__}")
-    inputs = torch.Generator().manual_seed(0)  # for timing inputs: not the global generator
-    groups = {}  # layers of one shape and kind are measured, and decided, together
-    for layer in model.modules():
-        if type(layer) is nn.Linear and layer.weight.device.type == "cpu":
-            key = (*layer.weight.shape, layer.bias is not None, layer.weight.dtype)
-            groups.setdefault(key, []).append(layer)
+        raise TypeError("optimize needs a torch.nn.Module, got "
+                        f"{type(model).__name__}")
+    inputs = torch.Generator().manual_seed(0)  # not the global generator
+    first = next(model.parameters(), None)
+    dtype = first.dtype if first is not None else torch.float32
+    on_cpu = [m for m in model.modules()
+              if all(t.device.type == "cpu" for t in m.parameters())]
     with torch.no_grad():
+        for kind, fused in FUSED.items():  # each kind as a group
+            modules = [m for m in on_cpu if type(m) is kind]
+            if not modules:
+                continue
+            x = _fused_timing_input(modules[0], dtype, inputs)
+            if faster(lambda: [kind.forward(m, x) for m in modules],
+                      lambda: [fused.forward(m, x) for m in modules]):
+                for module in modules:
+                    use_fused(module)
+        groups = {}  # linear layers of one shape are measured together
+        for layer in on_cpu:
+            if type(layer) is nn.Linear:
+                key = (*layer.weight.shape, layer.bias is not None,
+                       layer.weight.dtype)
+                groups.setdefault(key, []).append(layer)
         for (_, in_features, _, dtype), layers in groups.items():
             x = torch.randn(1, 1, in_features, generator=inputs).to(dtype)
-            if faster(lambda: [F.linear(x, m.weight, m.bias) for m in layers],
-                      lambda: [one_row_product(x, m.weight, m.bias) for m in layers]):
+            if faster(
+                    lambda: [F.linear(x, m.weight, m.bias) for m in layers],
+                    lambda: [one_row_product(x, m.weight, m.bias)
+                             for m in layers]):
                 for layer in layers:
                     use_path(layer, "one_row")
         head = getattr(model, "out_head", None)
-        if isinstance(head, nn.Linear) and head.out_features > SLICE_ROWS and head.weight.device.type == "cpu":
-            x = torch.randn(1, TEST_ROWS, head.in_features, generator=inputs).to(head.weight.dtype)
+        if (isinstance(head, nn.Linear) and head.out_features > SLICE_ROWS
+                and head in on_cpu):
+            x = torch.randn(1, TEST_ROWS, head.in_features, generator=inputs)
+            x = x.to(head.weight.dtype)
             if faster(lambda: F.linear(x, head.weight, head.bias),
                       lambda: sliced_product(x, head.weight, head.bias)):
                 use_path(head, "sliced")

@@ -5,73 +5,90 @@
 
 import torch
 
-from llm_from_scratch.model import GPTModel
-
 
 # --- from docs/chapters/09-text-generation.md --------------------------------
 
-def _check_generation_args(idx, max_new_tokens, context_size):
-    """Refuse arguments the loop would misread (a negative count or window would slice
-    silently), naming the argument, what it got and what it allows."""
-    if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) or max_new_tokens < 0:
-        raise ValueError(f"max_new_tokens must be an int >= 0, got {max_new_tokens!r}")
-    if not isinstance(idx, torch.Tensor) or idx.dim() != 2:
-        shape = tuple(idx.shape) if isinstance(idx, torch.Tensor) else type(idx).__name__
+def not_a_count(value, low):
+    """True unless value is an int (not a bool) of at least low."""
+    is_int = isinstance(value, int) and not isinstance(value, bool)
+    return not is_int or value < low
+
+
+def check_generation_args(idx, max_new_tokens, context_size):
+    """Refuse arguments the loop would misread (a negative count or window
+    would slice silently), naming the argument and what it allows."""
+    if not_a_count(max_new_tokens, 0):
         raise ValueError(
-            f"the prompt must be a tensor of token ids of shape (batch, tokens), got {shape}; "
-            "for one prompt use torch.tensor([ids]) or ids.unsqueeze(0)"
+            f"max_new_tokens must be an int >= 0, got {max_new_tokens!r}")
+    if not isinstance(idx, torch.Tensor) or idx.dim() != 2:
+        shape = (tuple(idx.shape) if isinstance(idx, torch.Tensor)
+                 else type(idx).__name__)
+        raise ValueError(
+            "the prompt must be a tensor of token ids of shape "
+            f"(batch, tokens), got {shape}; for one prompt use "
+            "torch.tensor([ids]) or ids.unsqueeze(0)"
         )
-    if isinstance(context_size, bool) or not isinstance(context_size, int) or context_size < 1:
-        raise ValueError(f"context_size must be an int >= 1, got {context_size!r}")
+    if not_a_count(context_size, 1):
+        raise ValueError(
+            f"context_size must be an int >= 1, got {context_size!r}")
 
 
 def generate_text_simple(model, idx, max_new_tokens, context_size):
-    """Greedy decoding, as in the book: append the most likely next token, one at a time.
-
-    idx is a (batch, tokens) tensor of token ids; the result is idx with max_new_tokens
-    more ids per row. The model only ever sees the last context_size ids.
-    """
-    _check_generation_args(idx, max_new_tokens, context_size)
+    """Greedy decoding, as in the book: append the most likely next token,
+    one at a time. idx is a (batch, n_tokens) tensor of token ids."""
+    check_generation_args(idx, max_new_tokens, context_size)
     for _ in range(max_new_tokens):
-        idx_cond = idx[:, -context_size:]  # the model sees at most context_size tokens
+        # Crop to the last context_size tokens: all the model can take
+        idx_cond = idx[:, -context_size:]
         with torch.no_grad():
             logits = model(idx_cond)
-        next_id = logits[:, -1, :].argmax(dim=-1, keepdim=True)  # (batch, 1)
-        idx = torch.cat([idx, next_id], dim=1)
+        # Only the last position: (batch, n_tokens, vocab) -> (batch, vocab)
+        logits = logits[:, -1, :]
+        probas = torch.softmax(logits, dim=-1)  # (batch, vocab_size)
+        idx_next = torch.argmax(probas, dim=-1, keepdim=True)  # (batch, 1)
+        idx = torch.cat((idx, idx_next), dim=1)  # (batch, n_tokens + 1)
     return idx
 
 
-def _check_sampling(temperature, top_k, top_p):
-    """Reject settings that have no meaning, naming the parameter and its allowed values."""
-    for name, value, optional in [("temperature", temperature, False), ("top_p", top_p, True)]:
+def check_sampling_args(temperature, top_k, top_p):
+    """Reject settings that have no meaning, naming the parameter and its
+    allowed values."""
+    for name, value, optional in [("temperature", temperature, False),
+                                  ("top_p", top_p, True)]:
         if value is None and optional:
             continue
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise TypeError(f"{name} must be a number, got {value!r}")
-    if not temperature >= 0:  # written this way round so that NaN is rejected too
-        raise ValueError(f"temperature must be >= 0 (0 means greedy), got {temperature}")
-    if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1):
-        raise ValueError(f"top_k must be an int >= 1 or None, got {top_k!r}")
+    if not temperature >= 0:  # this way round, NaN is rejected too
+        raise ValueError(
+            f"temperature must be >= 0 (0 means greedy), got {temperature}")
+    if top_k is not None and not_a_count(top_k, 1):
+        raise ValueError(
+            f"top_k must be an int >= 1 or None, got {top_k!r}")
     if top_p is not None and not 0.0 < top_p <= 1.0:
         raise ValueError(f"top_p must be in (0, 1] or None, got {top_p}")
 
 
-def next_token_probabilities(logits, temperature=1.0, top_k=None, top_p=None):
-    """Turn last-position logits (batch, vocab) into the distribution we sample from:
-    divide by temperature, keep the top_k largest, then the smallest set of most likely
-    tokens whose mass reaches top_p. temperature=0 puts all the mass on the best token."""
-    _check_sampling(temperature, top_k, top_p)
+def next_token_probabilities(logits, temperature=1.0, top_k=None,
+                             top_p=None):
+    """Last-position logits (batch, vocab) -> the distribution to sample
+    from: divide by temperature, keep the top_k largest, then the smallest
+    set of most likely tokens whose mass reaches top_p. temperature=0 puts
+    all the mass on the best token."""
+    check_sampling_args(temperature, top_k, top_p)
     if temperature == 0:
         best = logits.argmax(dim=-1, keepdim=True)
         return torch.zeros_like(logits).scatter(-1, best, 1.0)
     logits = logits / temperature
     if top_k is not None:
-        kth_best = torch.topk(logits, min(top_k, logits.shape[-1]), dim=-1).values[:, -1:]
+        k = min(top_k, logits.shape[-1])
+        kth_best = torch.topk(logits, k, dim=-1).values[:, -1:]
         logits = logits.masked_fill(logits < kth_best, float("-inf"))
     probs = torch.softmax(logits, dim=-1)
-    if top_p is not None and top_p < 1.0:  # top_p = 1 keeps everything: nothing to do
+    if top_p is not None and top_p < 1.0:  # top_p = 1 keeps everything
         sorted_probs, order = torch.sort(probs, dim=-1, descending=True)
-        before = sorted_probs.cumsum(dim=-1) - sorted_probs  # mass of strictly better tokens
+        # the mass of the strictly better tokens
+        before = sorted_probs.cumsum(dim=-1) - sorted_probs
         sorted_probs = sorted_probs.masked_fill(before >= top_p, 0.0)
         probs = torch.zeros_like(probs).scatter(-1, order, sorted_probs)
         probs = probs / probs.sum(dim=-1, keepdim=True)
@@ -79,42 +96,47 @@ def next_token_probabilities(logits, temperature=1.0, top_k=None, top_p=None):
 
 
 @torch.no_grad()
-def generate(model, idx, max_new_tokens, context_size=None, temperature=0.0, top_k=None,
-             eos_id=None, *, top_p=None, generator=None, use_cache=False):
-    """Extend each row of idx (batch, tokens) by up to max_new_tokens token ids.
+def generate(model, idx, max_new_tokens, context_size=None, temperature=0.0,
+             top_k=None, eos_id=None, *, top_p=None, generator=None,
+             use_cache=False):
+    """Extend each row of idx (batch, tokens) by up to max_new_tokens ids.
 
-    The model sees the last context_size tokens (default: model.cfg.context_length).
-    temperature 0 is greedy; above 0 it samples from next_token_probabilities. A row
-    that emits eos_id is padded with it until every row has finished. use_cache=True
-    (a GPTModel only) gives the same tokens for less work (chapter 12's KV cache).
+    The model sees the last context_size tokens (default: the model's
+    cfg.context_length). temperature 0 is greedy; above 0 it samples from
+    next_token_probabilities. A row that emits eos_id is padded with it
+    until every row has finished. use_cache=True (a GPTModel only) gives
+    the same tokens for less work (chapter 12's KV cache).
     """
     if context_size is None:
         if not hasattr(model, "cfg"):
-            raise ValueError("pass context_size: this model has no cfg to read its window from")
+            raise ValueError("pass context_size: this model has no cfg to "
+                             "read its window from")
         context_size = model.cfg.context_length
-    _check_generation_args(idx, max_new_tokens, context_size)
-    _check_sampling(temperature, top_k, top_p)
-    if eos_id is not None and (isinstance(eos_id, bool) or not isinstance(eos_id, int) or eos_id < 0):
-        raise ValueError(f"eos_id must be a token id (an int >= 0) or None, got {eos_id!r}")
+    check_generation_args(idx, max_new_tokens, context_size)
+    check_sampling_args(temperature, top_k, top_p)
+    if eos_id is not None and not_a_count(eos_id, 0):
+        raise ValueError("eos_id must be a token id (an int >= 0) or None, "
+                         f"got {eos_id!r}")
     cached = None
-    if use_cache:  # chapter 12's KV cache takes over the model calls: same logits, less work
+    if use_cache:  # same logits, less work
         from llm_from_scratch.kv_cache import CachedLogits
 
         cached = CachedLogits(model, context_size)
-    finished = torch.zeros(idx.shape[0], dtype=torch.bool, device=idx.device)
+    finished = torch.zeros(idx.shape[0], dtype=torch.bool,
+                           device=idx.device)
     for _ in range(max_new_tokens):
-        idx_cond = idx[:, -context_size:]  # the model sees at most context_size tokens
         if cached is not None:
             logits = cached(idx)
-        elif isinstance(model, GPTModel):  # only the last position's logits are needed
-            logits = model(idx_cond, last_only=True)[:, -1, :]
-        else:  # any model that maps ids to logits, as the book's loop calls it
+        else:
+            idx_cond = idx[:, -context_size:]
             logits = model(idx_cond)[:, -1, :]
         if temperature == 0:
             next_id = logits.argmax(dim=-1, keepdim=True)
         else:
-            probs = next_token_probabilities(logits, temperature, top_k, top_p)
-            next_id = torch.multinomial(probs, num_samples=1, generator=generator)
+            probs = next_token_probabilities(logits, temperature, top_k,
+                                             top_p)
+            next_id = torch.multinomial(probs, num_samples=1,
+                                        generator=generator)
         if eos_id is not None:
             next_id = next_id.masked_fill(finished.unsqueeze(1), eos_id)
             finished |= next_id.squeeze(1) == eos_id

@@ -5,7 +5,7 @@
 
 import torch
 
-from llm_from_scratch.model import GPTModel
+from llm_from_scratch.model import GPTModel, check_token_ids
 
 
 # --- from docs/chapters/12-kv-cache.md ---------------------------------------
@@ -22,9 +22,9 @@ class LayerKVCache:
         return 0 if self.keys is None else self.keys.shape[2]
 
     def append(self, keys: torch.Tensor, values: torch.Tensor):
-        """Add the new tokens' keys and values; return those of all tokens so far."""
+        """Add the new tokens' keys and values; return those of all tokens."""
         if self.keys is not None:
-            # dim 2 is the token dimension: the new tokens go after the cached ones.
+            # dim 2 is the token dimension: new tokens go after cached ones.
             keys = torch.cat([self.keys, keys], dim=2)
             values = torch.cat([self.values, values], dim=2)
         self.keys, self.values = keys, values
@@ -32,55 +32,133 @@ class LayerKVCache:
 
 
 class KVCache:
-    """One LayerKVCache per transformer block; len() is the number of cached tokens."""
+    """One LayerKVCache per transformer block; len() counts cached tokens."""
 
     def __init__(self, n_layers: int):
-        if isinstance(n_layers, bool) or not isinstance(n_layers, int) or n_layers < 1:
-            raise ValueError(f"n_layers must be an int >= 1 (the model's), got {n_layers!r}")
+        if (isinstance(n_layers, bool) or not isinstance(n_layers, int)
+                or n_layers < 1):
+            raise ValueError("n_layers must be an int >= 1 (the model's), "
+                             f"got {n_layers!r}")
         self.layers = [LayerKVCache() for _ in range(n_layers)]
 
     def __len__(self) -> int:
         return len(self.layers[0])  # every layer holds the same tokens
 
-    def check(self, in_idx: torch.Tensor, cfg) -> None:
-        """Refuse a model or a batch this cache does not fit, before anything is appended."""
-        if len(self.layers) != cfg.n_layers:
-            raise ValueError(f"cache has n_layers={len(self.layers)}, the model has "
-                             f"n_layers={cfg.n_layers}; make it with KVCache(model.cfg.n_layers)")
-        keys = self.layers[0].keys
-        if keys is None:
-            return  # an empty cache fits any batch
-        if keys.shape[0] != in_idx.shape[0]:
-            raise ValueError(f"cache holds {keys.shape[0]} rows (sequences), in_idx has "
-                             f"{in_idx.shape[0]}; a cache serves the batch it was filled with: "
-                             "start a new KVCache for another batch")
-        if (keys.shape[1], keys.shape[3]) != (cfg.n_heads, cfg.head_dim):
-            raise ValueError(f"cache holds keys of {keys.shape[1]} heads x {keys.shape[3]}, the model "
-                             f"has {cfg.n_heads} heads x {cfg.head_dim}; a cache serves the model "
-                             "that filled it: start a new KVCache for this model")
+
+def check_cache(model, in_idx, cache) -> None:
+    """Refuse ids, a model or a batch the cache does not fit, before
+    anything is appended."""
+    cfg = model.cfg
+    if not isinstance(cache, KVCache):
+        raise TypeError("cache must be a KVCache, got "
+                        f"{type(cache).__name__}")
+    check_token_ids(in_idx, cfg)
+    past = len(cache)
+    if past + in_idx.shape[1] > cfg.context_length:
+        raise ValueError(
+            f"sequence of {in_idx.shape[1]} tokens after {past} cached "
+            f"tokens is longer than context_length {cfg.context_length}; "
+            f"keep the last {cfg.context_length} tokens (generation "
+            "crops the context this way)")
+    if len(cache.layers) != cfg.n_layers:
+        raise ValueError(
+            f"cache has n_layers={len(cache.layers)}, the model has "
+            f"n_layers={cfg.n_layers}; make it with "
+            "KVCache(model.cfg.n_layers)")
+    keys = cache.layers[0].keys
+    if keys is None:
+        return  # an empty cache fits any batch
+    if keys.shape[0] != in_idx.shape[0]:
+        raise ValueError(
+            f"cache holds {keys.shape[0]} rows (sequences), in_idx has "
+            f"{in_idx.shape[0]}; a cache serves the batch it was filled "
+            "with: start a new KVCache for another batch")
+    if (keys.shape[1], keys.shape[3]) != (cfg.n_heads, cfg.head_dim):
+        raise ValueError(
+            f"cache holds keys of {keys.shape[1]} heads x "
+            f"{keys.shape[3]}, the model has {cfg.n_heads} heads x "
+            f"{cfg.head_dim}; a cache serves the model that filled it: "
+            "start a new KVCache for this model")
+
+
+def cached_attention(att, x, layer_cache):
+    """The book's attention for the new tokens x (batch, new, d_in), which
+    attend to the cached tokens' keys and values and to their own."""
+    b, new, _ = x.shape
+
+    def split_heads(t):  # (b, new, d_out) -> (b, heads, new, head_dim)
+        return t.view(b, new, att.num_heads, att.head_dim).transpose(1, 2)
+
+    queries = split_heads(att.W_query(x))
+    keys, values = layer_cache.append(
+        split_heads(att.W_key(x)), split_heads(att.W_value(x)))
+    past = keys.shape[2] - new  # tokens cached before these
+    attn_scores = queries @ keys.transpose(2, 3)  # (b, heads, new, all)
+    # The new tokens sit at positions past, ..., past + new - 1: their rows
+    # of the book's mask, over every key so far.
+    mask_bool = att.mask.bool()[past:past + new, :past + new]
+    attn_scores.masked_fill_(mask_bool, -torch.inf)
+    attn_weights = torch.softmax(attn_scores / keys.shape[-1]**0.5, dim=-1)
+    attn_weights = att.dropout(attn_weights)
+    context = (attn_weights @ values).transpose(1, 2)
+    context = context.contiguous().view(b, new, att.d_out)
+    return att.out_proj(context)
+
+
+def forward_with_cache(model, in_idx, cache, last_only=False):
+    """GPTModel's forward pass for new token ids (batch, new) that follow the
+    len(cache) tokens whose keys and values the cache holds; it appends the
+    new tokens' keys and values. Returns logits (batch, new, vocab_size),
+    or (batch, 1, vocab_size) for the last position only."""
+    past = len(cache)
+    check_cache(model, in_idx, cache)
+    positions = torch.arange(past, past + in_idx.shape[1],
+                             device=in_idx.device)
+    x = model.tok_emb(in_idx) + model.pos_emb(positions)  # positions go on
+    x = model.drop_emb(x)
+    for block, layer_cache in zip(model.trf_blocks, cache.layers):
+        shortcut = x  # TransformerBlock.forward, with cached attention
+        x = cached_attention(block.att, block.norm1(x), layer_cache)
+        x = block.drop_shortcut(x)
+        x = x + shortcut
+        shortcut = x
+        x = block.drop_shortcut(block.ff(block.norm2(x)))
+        x = x + shortcut
+    if last_only:  # generation reads the last position's logits only
+        x = x[:, -1:, :]
+    return model.out_head(model.final_norm(x))
 
 
 class CachedLogits:
-    """generate's model calls with a KV cache. Called with the whole text so far (batch,
-    tokens), which may only grow at the end between calls, it returns the next-token
-    logits (batch, vocab_size) of the last context_size ids, feeding the model only the
-    ids it has not seen yet."""
+    """generate's model calls with a KV cache. Called with the whole text so
+    far (batch, tokens), which may only grow at the end between calls, it
+    returns the next-token logits (batch, vocab_size) of the last
+    context_size ids, feeding the model only the ids it has not seen yet."""
 
     def __init__(self, model, context_size: int):
         if not isinstance(model, GPTModel):
-            raise ValueError(f"use_cache=True needs a GPTModel, got {type(model).__name__}; "
-                             "use_cache=False runs any model that maps ids to logits")
+            raise ValueError(
+                "use_cache=True needs a GPTModel, got "
+                f"{type(model).__name__}; use_cache=False runs any model "
+                "that maps ids to logits")
         self.model, self.context_size = model, context_size
         self.cache = KVCache(model.cfg.n_layers)
         self.fed = 0  # how many ids of the text the model has been fed
 
     def __call__(self, idx: torch.Tensor) -> torch.Tensor:
-        new = idx[:, max(self.fed, idx.shape[1] - self.context_size):]  # a long prompt is cropped
+        # The ids not fed yet; of a long prompt, only the last context_size.
+        new = idx[:, max(self.fed, idx.shape[1] - self.context_size):]
         self.fed = idx.shape[1]
-        if self.cache is not None and len(self.cache) + new.shape[1] > self.context_size:
-            # The window is full: from now on every step drops the oldest token, which
-            # shifts every position, so the cached keys no longer apply. Recompute instead.
+        if (self.cache is not None
+                and len(self.cache) + new.shape[1] > self.context_size):
+            # The window is full: from now on every step drops the oldest
+            # token, which shifts every position, so the cached keys no
+            # longer apply. Recompute the window instead.
             self.cache = None
-        if self.cache is None:
-            return self.model(idx[:, -self.context_size:], last_only=True)[:, -1, :]
-        return self.model(new, cache=self.cache, last_only=True)[:, -1, :]
+        if self.cache is None:  # a fresh cache: a plain pass over the window
+            new = idx[:, -self.context_size:]
+            cache = KVCache(self.model.cfg.n_layers)
+        else:
+            cache = self.cache
+        logits = forward_with_cache(self.model, new, cache, last_only=True)
+        return logits[:, -1, :]

@@ -17,15 +17,26 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 
 # --- from docs/chapters/01-configuration.md ----------------------------------
 
-# Published GPT-2 sizes (Radford et al., 2019). All use GPT-2's vocabulary and context,
-# biases in the query/key/value projections and a tied output head.
-_GPT2 = dict(vocab_size=50257, context_length=1024, qkv_bias=True, tie_weights=True)
+GPT_CONFIG_124M = {
+    "vocab_size": 50257,  # vocabulary size: GPT-2's tokens (chapter 2)
+    "context_length": 1024,  # the most tokens the model reads at once
+    "emb_dim": 768,  # embedding dimension: the width of each token's vector
+    "n_heads": 12,  # attention heads in each transformer block
+    "n_layers": 12,  # transformer blocks, stacked
+    "drop_rate": 0.1,  # dropout: the share of activations zeroed in training
+    "qkv_bias": False,  # bias terms in the query, key and value projections
+}
+
+
+# Published GPT-2 sizes (Radford et al., 2019): GPT-2's vocabulary and
+# context, query/key/value biases and a tied output head.
+_GPT2 = dict(vocab_size=50257, context_length=1024, qkv_bias=True,
+             tie_weights=True)
 GPT2_PRESETS = {
     "gpt2-small": dict(_GPT2, emb_dim=768, n_layers=12, n_heads=12),
     "gpt2-medium": dict(_GPT2, emb_dim=1024, n_layers=24, n_heads=16),
@@ -34,74 +45,66 @@ GPT2_PRESETS = {
 }
 
 
-@dataclass
-class GPTConfig:
-    """The hyperparameters of a GPT model. The defaults are the book's GPT-2 small (124M)."""
-
-    vocab_size: int = 50257  # tokens the model knows: GPT-2's byte-pair vocabulary
-    context_length: int = 1024  # the most tokens the model can look at at once
-    emb_dim: int = 768  # width of the vector that carries each token through the model
-    n_heads: int = 12  # attention heads per block; each gets emb_dim // n_heads dimensions
-    n_layers: int = 12  # transformer blocks stacked on top of each other
-    drop_rate: float = 0.1  # dropout probability while training (0.0 turns it off)
-    qkv_bias: bool = False  # bias terms in the query/key/value projections (GPT-2 had them)
-    tie_weights: bool = False  # output head reuses the token-embedding matrix (GPT-2 did)
-
-    def __post_init__(self):
-        self.validate()  # a config that exists is a config that makes sense
+class ConfigBase:
+    """What GPTConfig inherits: its checks and the book's dict language."""
 
     def validate(self) -> None:
         """Raise ValueError naming the field and the rule it breaks."""
-        # 1. Types. f.type is the string "int" here (`from __future__ import annotations`),
-        # the class int in a subclass written without it.
+        types = {"int": int, "float": float, "bool": bool}
         for f in fields(self):
-            value = getattr(self, f.name)
-            expected = {"int": int, "float": float, "bool": bool}.get(getattr(f.type, "__name__", f.type))
+            # f.type is the string "int" under `from __future__ import
+            # annotations` (model.py), the class int in a subclass without.
+            expected = types.get(getattr(f.type, "__name__", f.type))
             if expected is None:
-                continue  # a field of another type, added by a subclass that checks it itself
-            # bool is a subclass of int in Python: n_layers=True must not pass as 1.
-            ok = isinstance(value, expected) and (expected is bool or not isinstance(value, bool))
-            if expected is float and isinstance(value, int) and not isinstance(value, bool):
-                ok = True  # drop_rate=0 is a fine way to write 0.0
+                continue  # a subclass's own type: the subclass checks it
+            value = getattr(self, f.name)
+            is_int = isinstance(value, int) and not isinstance(value, bool)
+            if expected is bool:
+                ok = isinstance(value, bool)
+            else:  # an int passes as a float (drop_rate=0), a bool never
+                ok = is_int or (expected is float
+                                and isinstance(value, float))
             if not ok:
                 raise ValueError(
-                    f"GPTConfig.{f.name} must be {expected.__name__}, got {value!r} ({type(value).__name__})"
-                )
-        # 2. Sizes must be positive.
-        for name in ("vocab_size", "context_length", "emb_dim", "n_heads", "n_layers"):
+                    f"GPTConfig.{f.name} must be {expected.__name__}, "
+                    f"got {value!r} ({type(value).__name__})")
+        for name in ("vocab_size", "context_length", "emb_dim", "n_heads",
+                     "n_layers"):
             if getattr(self, name) <= 0:
-                raise ValueError(f"GPTConfig.{name} must be positive, got {getattr(self, name)}")
-        # 3. Multi-head attention splits emb_dim into n_heads equal slices.
+                raise ValueError(f"GPTConfig.{name} must be positive, "
+                                 f"got {getattr(self, name)}")
         if self.emb_dim % self.n_heads != 0:
             raise ValueError(
-                f"GPTConfig.emb_dim ({self.emb_dim}) must be divisible by n_heads "
-                f"({self.n_heads}) so that every head gets the same width"
-            )
-        # 4. A dropout probability of 1 would zero everything.
+                f"GPTConfig.emb_dim ({self.emb_dim}) must be divisible by "
+                f"n_heads ({self.n_heads}) so that every head gets the "
+                "same width")
         if not 0.0 <= self.drop_rate < 1.0:
-            raise ValueError(f"GPTConfig.drop_rate must be in [0, 1), got {self.drop_rate}")
+            raise ValueError("GPTConfig.drop_rate must be in [0, 1), "
+                             f"got {self.drop_rate}")
 
     @property
     def head_dim(self) -> int:
-        """The width of one attention head: 768 // 12 = 64 for GPT-2 small."""
+        """The width of one attention head: 768 // 12 = 64 here."""
         return self.emb_dim // self.n_heads
 
     @classmethod
-    def from_dict(cls, config: Mapping) -> GPTConfig:
-        """Build from the book's dict config (same keys); unknown keys are an error."""
+    def from_dict(cls, config: Mapping):
+        """Build from the book's dict config; an unknown key is an error."""
         known = [f.name for f in fields(cls)]
         for key in config:
             if key not in known:
                 close = difflib.get_close_matches(str(key), known, n=1)
-                hint = f"; did you mean {close[0]!r}?" if close else f"; known keys: {', '.join(known)}"
+                hint = (f"; did you mean {close[0]!r}?" if close
+                        else f"; known keys: {', '.join(known)}")
                 raise ValueError(f"unknown GPT config key {key!r}{hint}")
         return cls(**config)
 
     @classmethod
-    def from_preset(cls, name: str, **overrides) -> GPTConfig:
-        """A published GPT-2 size by name, e.g. GPTConfig.from_preset("gpt2-medium")."""
+    def from_preset(cls, name: str, **overrides):
+        """A published GPT-2 size by name: from_preset("gpt2-medium")."""
         if name not in GPT2_PRESETS:
-            raise ValueError(f"unknown preset {name!r}; choose one of {', '.join(GPT2_PRESETS)}")
+            raise ValueError(f"unknown preset {name!r}; choose one of "
+                             f"{', '.join(GPT2_PRESETS)}")
         return cls.from_dict({**GPT2_PRESETS[name], **overrides})
 
     def to_dict(self) -> dict:
@@ -109,65 +112,78 @@ class GPTConfig:
         return asdict(self)
 
     def __getitem__(self, key: str):
-        """Let book-style code read `cfg["emb_dim"]` from a GPTConfig too."""
+        """Let book-style code read cfg["emb_dim"] from a GPTConfig."""
         if key not in self.__dataclass_fields__:
             raise KeyError(key)
         return getattr(self, key)
 
 
+@dataclass
+class GPTConfig(ConfigBase):
+    """The book's GPT_CONFIG_124M as a dataclass, plus tie_weights."""
+
+    vocab_size: int = 50257  # GPT-2's tokens
+    context_length: int = 1024  # the most tokens read at once
+    emb_dim: int = 768  # the width of each token's vector
+    n_heads: int = 12  # attention heads per block
+    n_layers: int = 12  # transformer blocks
+    drop_rate: float = 0.1  # dropout probability in training
+    qkv_bias: bool = False  # biases in the query/key/value projections
+    tie_weights: bool = False  # output head shares the token embedding
+
+    def __post_init__(self):
+        self.validate()  # the rules in the box above
+
+
 def as_config(config: GPTConfig | Mapping) -> GPTConfig:
-    """Accept a GPTConfig or the book's dict config; always return a validated GPTConfig."""
+    """A GPTConfig or the book's dict config, as a checked GPTConfig."""
     if isinstance(config, GPTConfig):
         config.validate()  # it may have been changed since it was built
         return config
     if isinstance(config, Mapping):
         return GPTConfig.from_dict(config)
-    raise TypeError(f"expected a GPTConfig or a dict of its fields, got {type(config).__name__}")
+    raise TypeError("expected a GPTConfig or a dict of its fields, "
+                    f"got {type(config).__name__}")
 
 
 # --- from docs/chapters/03-layer-normalization.md ----------------------------
 
 class LayerNorm(nn.Module):
-    """Normalise each token vector to mean 0 and variance 1, then rescale and shift:
-    scale * (x - mean) / sqrt(var + eps) + shift, with the biased variance."""
+    """Each token vector to mean 0 and variance 1, then scale and shift."""
 
-    def __init__(self, emb_dim: int, eps: float = 1e-5):
+    def __init__(self, emb_dim, eps=1e-5):
         super().__init__()
-        self.eps = eps  # keeps the division finite when a vector is (almost) constant
-        self.scale = nn.Parameter(torch.ones(emb_dim))  # learned gain, starts as identity
-        self.shift = nn.Parameter(torch.zeros(emb_dim))  # learned bias, starts at zero
+        self.eps = eps
+        self.scale = nn.Parameter(torch.ones(emb_dim))
+        self.shift = nn.Parameter(torch.zeros(emb_dim))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        # The formula above, over the last axis, in one fused pass instead of six.
-        return F.layer_norm(x, self.scale.shape, self.scale, self.shift, self.eps)
+    def forward(self, x):
+        mean = x.mean(dim=-1, keepdim=True)
+        var = x.var(dim=-1, keepdim=True, unbiased=False)
+        norm_x = (x - mean) / torch.sqrt(var + self.eps)
+        return self.scale * norm_x + self.shift
 
 
 # --- from docs/chapters/04-activation-functions.md ---------------------------
 
 class GELU(nn.Module):
-    """GELU in GPT-2's tanh approximation, smooth where ReLU has a kink:
-    0.5 * x * (1 + tanh(sqrt(2 / pi) * (x + 0.044715 * x**3)))."""
+    """GELU in GPT-2's tanh approximation."""
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        # The formula above in one fused pass over memory instead of seven.
-        return F.gelu(x, approximate="tanh")
+    def forward(self, x):
+        return 0.5 * x * (1 + torch.tanh(
+            torch.sqrt(torch.tensor(2.0 / torch.pi))
+            * (x + 0.044715 * torch.pow(x, 3))
+        ))
 
 
 # --- from docs/chapters/05-feed-forward-network.md ---------------------------
 
 class FeedForward(nn.Module):
-    """Position-wise MLP: widen each token vector 4x, apply GELU, project back.
-
-    FFN(x) = W2 GELU(W1 x + b1) + b2, applied to the last dimension of x, so an input of
-    shape (batch, tokens, emb_dim) gives an output of the same shape and every position is
-    transformed on its own. `cfg` may be a GPTConfig or the book's dict config.
-    """
+    """Widen each token vector 4x, apply GELU, project back."""
 
     def __init__(self, cfg):
         super().__init__()
-        cfg = as_config(cfg)
-        # layers[0] expands, layers[1] is the nonlinearity, layers[2] projects back.
-        # (GPT-2's initialisation in chapter 10 reaches for layers[2] by index.)
+        cfg = as_config(cfg)  # a GPTConfig, or the book's dict
         self.layers = nn.Sequential(
             nn.Linear(cfg.emb_dim, 4 * cfg.emb_dim),
             GELU(),
@@ -180,83 +196,90 @@ class FeedForward(nn.Module):
 
 # --- from docs/chapters/07-transformer-block.md ------------------------------
 
-def causal_mask(num_queries: int, num_keys: int, device=None) -> torch.Tensor | None:
-    """Which keys each query may attend to when the queries are the last `num_queries`
-    of `num_keys` positions: True = allowed. None where no explicit mask is needed."""
-    if num_queries == num_keys or num_queries == 1:
-        return None  # the plain triangle (the kernel's is_causal), or one query: all keys
-    past = num_keys - num_queries  # positions before the first query
-    return torch.ones(num_queries, num_keys, dtype=torch.bool, device=device).tril(diagonal=past)
+def check_heads(d_out, num_heads):
+    """Raise ValueError unless d_out splits evenly into num_heads heads."""
+    if d_out % num_heads != 0:
+        raise ValueError(
+            f"d_out ({d_out}) must be divisible by num_heads ({num_heads})")
 
 
 class MultiHeadAttention(nn.Module):
-    """Causal multi-head self-attention (the book's chapter 3) on PyTorch's fused kernel:
-    (batch, tokens, d_in) -> (batch, tokens, d_out). `context_length` is kept for the
-    book's signature: the fused kernel needs no stored mask.
-    """
+    """Causal multi-head self-attention (the book's chapter 3):
+    (batch, tokens, d_in) -> (batch, tokens, d_out)."""
 
-    def __init__(self, d_in, d_out, context_length, dropout, num_heads, qkv_bias=False):
+    def __init__(self, d_in, d_out, context_length, dropout, num_heads,
+                 qkv_bias=False):
         super().__init__()
-        if d_out % num_heads != 0:
-            raise ValueError(f"d_out ({d_out}) must be divisible by num_heads ({num_heads})")
+        check_heads(d_out, num_heads)  # d_out must split evenly into heads
         self.d_out = d_out
         self.num_heads = num_heads
         self.head_dim = d_out // num_heads
-        self.context_length = context_length
-        self.dropout = dropout  # probability of dropping an attention weight while training
         self.W_query = nn.Linear(d_in, d_out, bias=qkv_bias)
         self.W_key = nn.Linear(d_in, d_out, bias=qkv_bias)
         self.W_value = nn.Linear(d_in, d_out, bias=qkv_bias)
         self.out_proj = nn.Linear(d_out, d_out)  # mixes what the heads found
+        self.dropout = nn.Dropout(dropout)  # on the attention weights
+        # 1 above the diagonal: "this key lies in the future".
+        ones = torch.ones(context_length, context_length)
+        self.register_buffer("mask", torch.triu(ones, diagonal=1))
 
-    def forward(self, x: torch.Tensor, cache=None) -> torch.Tensor:
-        batch, num_tokens, _ = x.shape
+    def forward(self, x):
+        b, T, _ = x.shape
+        keys = self.W_key(x)  # (b, T, d_out)
+        queries = self.W_query(x)
+        values = self.W_value(x)
 
-        def split_heads(t):  # (batch, tokens, d_out) -> (batch, heads, tokens, head_dim)
-            return t.view(batch, num_tokens, self.num_heads, self.head_dim).transpose(1, 2)
+        # Cut d_out into heads, (b, T, heads, head_dim), then put the heads
+        # before the tokens, (b, heads, T, head_dim): one matrix per head.
+        keys = keys.view(b, T, self.num_heads, self.head_dim)
+        queries = queries.view(b, T, self.num_heads, self.head_dim)
+        values = values.view(b, T, self.num_heads, self.head_dim)
+        keys = keys.transpose(1, 2)
+        queries = queries.transpose(1, 2)
+        values = values.transpose(1, 2)
 
-        queries = split_heads(self.W_query(x))
-        keys = split_heads(self.W_key(x))
-        values = split_heads(self.W_value(x))
-        if cache is not None:  # generation with a KV cache (chapter 12)
-            keys, values = cache.append(keys, values)  # earlier tokens' keys, then ours
-        # softmax(q k^T / sqrt(head_dim) + causal mask) v, with dropout, in one kernel.
-        context = F.scaled_dot_product_attention(
-            queries, keys, values,
-            attn_mask=causal_mask(num_tokens, keys.shape[2], x.device),
-            dropout_p=self.dropout if self.training else 0.0,
-            is_causal=keys.shape[2] == num_tokens,  # no cached tokens: the usual triangle
-        )
-        context = context.transpose(1, 2).reshape(batch, num_tokens, self.d_out)
+        attn_scores = queries @ keys.transpose(2, 3)  # (b, heads, T, T)
+        mask_bool = self.mask.bool()[:T, :T]  # the top-left T x T corner
+        attn_scores.masked_fill_(mask_bool, -torch.inf)
+        attn_weights = torch.softmax(attn_scores / keys.shape[-1]**0.5, dim=-1)
+        attn_weights = self.dropout(attn_weights)
+
+        context = (attn_weights @ values).transpose(1, 2)  # (b, T, heads, hd)
+        context = context.contiguous().view(b, T, self.d_out)  # merge the heads
         return self.out_proj(context)
 
 
 class TransformerBlock(nn.Module):
-    """Pre-norm block: x + attention(norm(x)), then x + feed_forward(norm(x)).
-
-    Input and output have the same shape (batch, tokens, emb_dim), so blocks stack.
-    `cfg` may be a GPTConfig or the book's dict config.
-    """
+    """Pre-norm block: attention, then the feed-forward network, each behind a
+    layer norm and wrapped in a shortcut. Shape in = shape out."""
 
     def __init__(self, cfg):
         super().__init__()
-        cfg = as_config(cfg)
+        cfg = as_config(cfg)  # a GPTConfig or the book's dict, checked
         self.att = MultiHeadAttention(
             d_in=cfg.emb_dim,
             d_out=cfg.emb_dim,
             context_length=cfg.context_length,
-            dropout=cfg.drop_rate,
             num_heads=cfg.n_heads,
-            qkv_bias=cfg.qkv_bias,
-        )
+            dropout=cfg.drop_rate,
+            qkv_bias=cfg.qkv_bias)
         self.ff = FeedForward(cfg)
         self.norm1 = LayerNorm(cfg.emb_dim)
         self.norm2 = LayerNorm(cfg.emb_dim)
-        self.drop_shortcut = nn.Dropout(cfg.drop_rate)  # on each branch, before the add
+        self.drop_shortcut = nn.Dropout(cfg.drop_rate)
 
-    def forward(self, x: torch.Tensor, cache=None) -> torch.Tensor:
-        x = x + self.drop_shortcut(self.att(self.norm1(x), cache))  # communicate
-        x = x + self.drop_shortcut(self.ff(self.norm2(x)))  # compute
+    def forward(self, x):
+        shortcut = x  # attention: tokens talk to each other
+        x = self.norm1(x)
+        x = self.att(x)
+        x = self.drop_shortcut(x)
+        x = x + shortcut
+
+        shortcut = x  # feed-forward: each token on its own
+        x = self.norm2(x)
+        x = self.ff(x)
+        x = self.drop_shortcut(x)
+        x = x + shortcut
         return x
 
 
@@ -266,113 +289,100 @@ class TransformerBlock(nn.Module):
 TOKEN_ID_DTYPES = (torch.int64, torch.int32)
 
 
-def check_token_ids(in_idx, cfg, past: int = 0) -> None:
-    """Fail with a message a learner can act on, not an index error deep inside torch.
-
-    `past` is the number of tokens already held in a KV cache (chapter 12).
-    """
+def check_token_ids(in_idx, cfg) -> None:
+    """Fail with a message a learner can act on, not deep inside torch."""
     if not isinstance(in_idx, torch.Tensor):
-        raise TypeError(f"token ids must be a torch.Tensor, got {type(in_idx).__name__}")
+        raise TypeError("token ids must be a torch.Tensor, got "
+                        f"{type(in_idx).__name__}")
     if in_idx.dtype not in TOKEN_ID_DTYPES:
         raise TypeError(
-            f"token ids must be a torch.long (int64) or torch.int32 tensor, got dtype "
-            f"{in_idx.dtype}; use tokenizer ids, e.g. torch.tensor(ids, dtype=torch.long)"
+            "token ids must be a torch.long (int64) or torch.int32 tensor, "
+            f"got dtype {in_idx.dtype}; use tokenizer ids, e.g. "
+            "torch.tensor(ids, dtype=torch.long)"
         )
     if in_idx.dim() != 2:
         raise ValueError(
-            f"token ids must have shape (batch, tokens), got {tuple(in_idx.shape)}; "
+            "token ids must have shape (batch, tokens), got "
+            f"{tuple(in_idx.shape)}; "
             "for a single sequence use ids.unsqueeze(0)"
         )
     if in_idx.shape[1] == 0:
-        raise ValueError("token ids must hold at least one token per row, got shape "
-                         f"{tuple(in_idx.shape)}")
-    if past + in_idx.shape[1] > cfg.context_length:
-        cached = f" after {past} cached tokens" if past else ""
+        raise ValueError("token ids must hold at least one token per row, "
+                         f"got shape {tuple(in_idx.shape)}")
+    if in_idx.shape[1] > cfg.context_length:
         raise ValueError(
-            f"sequence of {in_idx.shape[1]} tokens{cached} is longer than context_length "
-            f"{cfg.context_length}; keep the last {cfg.context_length} tokens "
+            f"sequence of {in_idx.shape[1]} tokens is longer than "
+            f"context_length {cfg.context_length}; keep the last "
+            f"{cfg.context_length} tokens "
             "(generation crops the context this way)"
         )
-    if in_idx.numel() and (int(in_idx.min()) < 0 or int(in_idx.max()) >= cfg.vocab_size):
+    if in_idx.numel() == 0:
+        return  # no rows: no ids to check
+    low, high = int(in_idx.min()), int(in_idx.max())
+    if low < 0 or high >= cfg.vocab_size:
         raise ValueError(
-            f"token ids must be in [0, {cfg.vocab_size}) (vocab_size), got values from "
-            f"{int(in_idx.min())} to {int(in_idx.max())}"
+            f"token ids must be in [0, {cfg.vocab_size}) (vocab_size), "
+            f"got values from {low} to {high}"
         )
 
 
 class GPTModel(nn.Module):
-    """GPT-2: token + position embeddings, a stack of transformer blocks, a vocabulary head.
+    """GPT-2: token and position embeddings, transformer blocks, a head.
 
-    `cfg` is a GPTConfig or the book's dict config (e.g. GPT_CONFIG_124M). The forward
-    pass maps token ids of shape (batch, tokens) to logits (batch, tokens, vocab_size).
+    `cfg` is a GPTConfig or the book's dict config (GPT_CONFIG_124M).
+    Token ids (batch, tokens) -> logits (batch, tokens, vocab_size).
     """
 
     def __init__(self, cfg):
         super().__init__()
-        cfg = as_config(cfg)
-        self.cfg = cfg
-        self.tok_emb = nn.Embedding(cfg.vocab_size, cfg.emb_dim)  # a row per token id
-        self.pos_emb = nn.Embedding(cfg.context_length, cfg.emb_dim)  # a row per position
+        self.cfg = cfg = as_config(cfg)
+        self.tok_emb = nn.Embedding(cfg.vocab_size, cfg.emb_dim)
+        self.pos_emb = nn.Embedding(cfg.context_length, cfg.emb_dim)
         self.drop_emb = nn.Dropout(cfg.drop_rate)
-        self.trf_blocks = nn.Sequential(*[TransformerBlock(cfg) for _ in range(cfg.n_layers)])
+        self.trf_blocks = nn.Sequential(
+            *[TransformerBlock(cfg) for _ in range(cfg.n_layers)])
         self.final_norm = LayerNorm(cfg.emb_dim)
-        self.out_head = nn.Linear(cfg.emb_dim, cfg.vocab_size, bias=False)  # a score per token
-        if cfg.tie_weights:
-            # One tensor, two roles: reading tokens in and scoring tokens out (chapter 10).
+        self.out_head = nn.Linear(cfg.emb_dim, cfg.vocab_size, bias=False)
+        if cfg.tie_weights:  # GPT-2's choice, not the book's (chapter 10)
             self.out_head.weight = self.tok_emb.weight
 
-    def forward(self, in_idx: torch.Tensor, cache=None, last_only: bool = False) -> torch.Tensor:
-        """Token ids (batch, tokens) -> logits (batch, tokens, vocab_size).
-
-        For generation: `cache` (a KVCache, chapter 12) holds the keys and values of the
-        tokens seen before `in_idx`, whose positions therefore start after them;
-        `last_only=True` computes the logits of the last position only.
-        """
-        past = len(cache) if cache is not None else 0
-        check_token_ids(in_idx, self.cfg, past)
-        if cache is not None:
-            cache.check(in_idx, self.cfg)  # made for this model's depth and this batch?
-        positions = torch.arange(past, past + in_idx.shape[1], device=in_idx.device)
-        x = self.tok_emb(in_idx) + self.pos_emb(positions)  # (batch, tokens, emb_dim)
+    def forward(self, in_idx):
+        check_token_ids(in_idx, self.cfg)  # a clear message for wrong input
+        batch_size, seq_len = in_idx.shape
+        tok_embeds = self.tok_emb(in_idx)
+        pos_embeds = self.pos_emb(torch.arange(seq_len, device=in_idx.device))
+        x = tok_embeds + pos_embeds  # (batch, tokens, emb_dim)
         x = self.drop_emb(x)
-        for i, block in enumerate(self.trf_blocks):
-            x = block(x, cache.layers[i] if cache is not None else None)
-        if last_only:
-            x = x[:, -1:, :]
+        x = self.trf_blocks(x)
         x = self.final_norm(x)
-        return self.out_head(x)  # (batch, tokens, vocab_size)
-
-    @classmethod
-    def from_pretrained(cls, path, **overrides) -> GPTModel:
-        """Load a GPT-2 checkpoint in the Hugging Face layout (see chapter 11)."""
-        from llm_from_scratch.pretrained import load_gpt2
-
-        return load_gpt2(path, **overrides)
+        logits = self.out_head(x)
+        return logits
 
 
 def count_parameters(cfg) -> int:
-    """The number of parameters of GPTModel(cfg), counted without allocating them."""
-    with torch.device("meta"):  # shapes and dtypes, no storage: no time, no memory
+    """The number of parameters of GPTModel(cfg), without allocating."""
+    with torch.device("meta"):  # shapes and dtypes, no storage
         model = GPTModel(cfg)
-    return sum(p.numel() for p in model.parameters())  # a shared tensor counts once
+    return sum(p.numel() for p in model.parameters())  # shared: once
 
 
-# The ledger's rows in the order data meets them, keyed by the attribute that holds a
-# parameter: a top-level part of GPTModel or, inside trf_blocks, a part of a block.
-LEDGER_ROWS = {"tok_emb": "token embedding", "pos_emb": "position embedding",
-               "att": "attention", "ff": "feed-forward", "norm1": "layer norms",
-               "norm2": "layer norms", "final_norm": "final norm", "out_head": "output head"}
+# The ledger's rows in the order data meets them, keyed by the attribute
+# that holds a parameter: a part of GPTModel or, in trf_blocks, of a block.
+LEDGER_ROWS = {
+    "tok_emb": "token embedding", "pos_emb": "position embedding",
+    "att": "attention", "ff": "feed-forward", "norm1": "layer norms",
+    "norm2": "layer norms", "final_norm": "final norm",
+    "out_head": "output head",
+}
 
 
 def parameter_ledger(model) -> dict[str, int]:
-    """Parameters of a GPTModel per component: {"token embedding": 38597376, ...}.
-
-    A tied head's weight is the token embedding's, so its row counts 0."""
+    """Parameters of a GPTModel per component: {"token embedding": ...}."""
     ledger = dict.fromkeys(LEDGER_ROWS.values(), 0)
     for name, p in model.named_parameters():  # lists a shared tensor once
         parts = name.split(".")
         owner = parts[2] if parts[0] == "trf_blocks" else parts[0]
-        row = LEDGER_ROWS.get(owner, owner)  # a part we do not know keeps its own name
+        row = LEDGER_ROWS.get(owner, owner)  # unknown: keeps its name
         ledger[row] = ledger.get(row, 0) + p.numel()
     return ledger
 
@@ -380,21 +390,29 @@ def parameter_ledger(model) -> dict[str, int]:
 # --- from docs/chapters/10-gpt2-weights.md -----------------------------------
 
 def init_gpt2_weights(model):
-    """GPT-2's initialisation, in place: N(0, 0.02) weights, zero biases, LayerNorm at
-    identity, and residual output projections shrunk by 1/sqrt(2 * n_layers) so that the
-    sum of 2 * n_layers residual branches keeps a stable variance. Returns the model."""
+    """GPT-2's initialisation, in place: N(0, 0.02) weights, zero biases,
+    LayerNorm at identity, and residual output projections shrunk by
+    1/sqrt(2 * n_layers) so that the sum of 2 * n_layers residual branches
+    keeps a stable variance. Returns the model."""
     # The two layers that write into the residual stream, in every block.
     residual_std = 0.02 / math.sqrt(2 * model.cfg.n_layers)
-    residual = {id(w) for b in model.trf_blocks for w in (b.att.out_proj.weight, b.ff.layers[2].weight)}
+    residual = {
+        id(w)
+        for b in model.trf_blocks
+        for w in (b.att.out_proj.weight, b.ff.layers[2].weight)
+    }
     drawn = set()  # a tied weight appears in two modules: draw it once
     with torch.no_grad():
         for module in model.modules():
-            if isinstance(module, (nn.Linear, nn.Embedding)) and id(module.weight) not in drawn:
+            weighted = isinstance(module, (nn.Linear, nn.Embedding))
+            if weighted and id(module.weight) not in drawn:
                 drawn.add(id(module.weight))
-                module.weight.normal_(0.0, residual_std if id(module.weight) in residual else 0.02)
+                std = residual_std if id(module.weight) in residual else 0.02
+                module.weight.normal_(0.0, std)
             if isinstance(module, nn.Linear) and module.bias is not None:
                 module.bias.zero_()
-            elif isinstance(module, LayerNorm):  # already so when built; makes re-init complete
+            elif isinstance(module, LayerNorm):
+                # So it is when built; resetting it makes a re-init complete.
                 module.scale.fill_(1.0)
                 module.shift.zero_()
     return model

