@@ -57,15 +57,19 @@ def main() -> None:
         "head 50257x768 (1)": (50257, 768, False, 1),
         "64 wide 64x64 (12)": (64, 64, True, 12),
     }
-    print("\none row through every layer of a group")
+    print("\none row through every layer of a group"
+          " (median ms, weights read in GB/s)")
+    print(f"  {'layers':<30}{'plain':^19}{'one_row_product':^20}"
+          f"{'speed-up':>8}")
     for name, (out_f, in_f, bias, count) in groups.items():
         layers = [(torch.randn(out_f, in_f) * 0.02, torch.zeros(out_f) if bias else None) for _ in range(count)]
         x = torch.randn(1, 1, in_f)
         plain, fast = side_by_side(lambda: [F.linear(x, w, b) for w, b in layers],
                                    lambda: [one_row_product(x, w, b) for w, b in layers], args.repeats)
         size = out_f * in_f * 4 * count
-        print(f"  {name:<32} plain {plain * 1e3:7.2f} ({size / plain / 1e9:4.1f} GB/s)   "
-              f"one_row_product {fast * 1e3:7.2f} ({size / fast / 1e9:4.1f} GB/s)   {plain / fast:.2f}x")
+        print(f"  {name:<30}{plain * 1e3:7.2f} ({size / plain / 1e9:4.1f} GB/s)"
+              f"{fast * 1e3:8.2f} ({size / fast / 1e9:4.1f} GB/s)"
+              f"{plain / fast:7.2f}x")
 
     weight = torch.randn(50257, 768) * 0.02
     print("\nthe head, 50257x768, on several rows")
@@ -94,8 +98,10 @@ def fused_kernels(repeats: int) -> None:
             plain, fast = side_by_side(
                 lambda: [kind.forward(m, x) for m in modules],
                 lambda: [fused.forward(m, x) for m in modules], repeats)
-            print(f"  {kind.__name__:<18} ({count}) forward {batch}x{tokens:<4} "
-                  f"plain {plain * 1e3:8.2f}   fused {fast * 1e3:8.2f}   {plain / fast:.2f}x")
+            shape = f"{batch}x{tokens}"
+            print(f"  {kind.__name__:<18} ({count}) forward {shape:<5} "
+                  f"plain {plain * 1e3:8.2f}  fused {fast * 1e3:8.2f}  "
+                  f"{plain / fast:.2f}x")
         with torch.enable_grad():
             x = torch.randn(2, 256, width, requires_grad=True)
 
@@ -104,8 +110,9 @@ def fused_kernels(repeats: int) -> None:
 
             plain, fast = side_by_side(train_step(kind.forward), train_step(fused.forward),
                                        repeats)
-        print(f"  {kind.__name__:<18} ({count}) fwd+bwd 2x256   "
-              f"plain {plain * 1e3:8.2f}   fused {fast * 1e3:8.2f}   {plain / fast:.2f}x")
+        print(f"  {kind.__name__:<18} ({count}) fwd+bwd 2x256 "
+              f"plain {plain * 1e3:8.2f}  fused {fast * 1e3:8.2f}  "
+              f"{plain / fast:.2f}x")
 
 
 if __name__ == "__main__":

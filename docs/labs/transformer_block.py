@@ -112,7 +112,7 @@ for head in range(att.num_heads):
           f"most on {labels[row.argmax()]!r}")
 
 # %% [markdown]
-# ## What the $1/\sqrt{d_k}$ is for
+# ## What the scaling of the scores is for
 #
 # Trained heads have larger queries and keys than these. We can imitate that by doubling
 # the attention's input: queries and keys double (their projections have no bias here),

@@ -15,35 +15,41 @@ from llm_from_scratch.model import GELU, LayerNorm, MultiHeadAttention
 
 # --- from docs/chapters/13-cpu.md --------------------------------------------
 
-def one_row_product(x: torch.Tensor, weight: torch.Tensor, bias=None) -> torch.Tensor:
-    """x @ weight.T + bias for an x holding one row, the weight read by all threads:
-    an equal share of its rows per thread, in one batched product."""
+def one_row_product(x: torch.Tensor, weight: torch.Tensor,
+                    bias=None) -> torch.Tensor:
+    """x @ weight.T + bias for an x holding one row, the weight read by all
+    threads: an equal share of its rows per thread, in one batched product."""
     parts = torch.get_num_threads()
     out_features, in_features = weight.shape
     share = out_features // parts  # weight rows per thread
     even = share * parts  # the rows that split into equal shares
-    shares = weight[:even].reshape(parts, share, in_features).transpose(1, 2)  # views
+    shares = (weight[:even].reshape(parts, share, in_features)
+              .transpose(1, 2))  # views
     row = x.reshape(1, 1, in_features).expand(parts, 1, in_features)
     if bias is None:
         out = torch.bmm(row, shares)  # (parts, 1, share)
     else:  # the bias is added in the same call
         out = torch.baddbmm(bias[:even].reshape(parts, 1, share), row, shares)
     out = out.reshape(*x.shape[:-1], even)
-    if even < out_features:  # the rows left over (fewer than parts): a small plain product
+    # the rows left over (fewer than parts): a small plain product
+    if even < out_features:
         rest = F.linear(x, weight[even:], None if bias is None else bias[even:])
         out = torch.cat([out, rest], dim=-1)
     return out
 
 
-SLICE_ROWS = 512  # weight rows per product in sliced_product (1.5 MB of GPT-2's head)
+# weight rows per product in sliced_product (1.5 MB of GPT-2's head)
+SLICE_ROWS = 512
 
 
-def sliced_product(x: torch.Tensor, weight: torch.Tensor, bias=None, rows: int = SLICE_ROWS) -> torch.Tensor:
-    """x @ weight.T + bias, `rows` rows of the weight at a time, each result written
-    into its place in one output."""
+def sliced_product(x: torch.Tensor, weight: torch.Tensor, bias=None,
+                   rows: int = SLICE_ROWS) -> torch.Tensor:
+    """x @ weight.T + bias, `rows` rows of the weight at a time, each result
+    written into its place in one output."""
     weights = weight.split(rows)
     biases = [None] * len(weights) if bias is None else bias.split(rows)
-    first = F.linear(x, weights[0], biases[0])  # its dtype is the output's (autocast may change it)
+    # its dtype is the output's (autocast may change it)
+    first = F.linear(x, weights[0], biases[0])
     out = first.new_empty(*x.shape[:-1], weight.shape[0])
     pieces = out.split(rows, dim=-1)  # views of out: filling them fills it
     pieces[0].copy_(first)
@@ -56,14 +62,16 @@ PATHS = ("one_row", "sliced")
 
 
 class FastLinear(nn.Linear):
-    """nn.Linear with the CPU paths optimize() adopted for it: `one_row` for a single
-    row, `sliced` for more rows. Only on the CPU, and only with no gradient to compute."""
+    """nn.Linear with the CPU paths optimize() adopted for it: `one_row` for a
+    single row, `sliced` for more rows. Only on the CPU, and only with no
+    gradient to compute."""
 
     one_row = False  # class defaults; use_path sets them on the layer itself
     sliced = False
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        needs_grad = torch.is_grad_enabled() and (x.requires_grad or self.weight.requires_grad)
+        needs_grad = torch.is_grad_enabled() and (
+            x.requires_grad or self.weight.requires_grad)
         if x.device.type == "cpu" and not needs_grad:
             if x.numel() == x.shape[-1]:  # a single row
                 if self.one_row:
@@ -74,13 +82,16 @@ class FastLinear(nn.Linear):
 
 
 def use_path(layer: nn.Linear, path: str) -> None:
-    """Make `layer` take `path` ("one_row" or "sliced") from now on, in place."""
+    """Make `layer` take `path` ("one_row" or "sliced") from now on,
+    in place."""
     if not isinstance(layer, nn.Linear):
-        raise TypeError(f"use_path needs an nn.Linear, got {type(layer).__name__}")
+        raise TypeError("use_path needs an nn.Linear, got "
+                        f"{type(layer).__name__}")
     if path not in PATHS:
         raise ValueError(f"path must be one of {PATHS}, got {path!r}")
-    # The same object with another class: its Parameters (a tied weight stays tied),
-    # hooks and state-dict keys stay as they are, and no new weights are drawn.
+    # The same object with another class: its Parameters (a tied weight stays
+    # tied), hooks and state-dict keys stay as they are, and no new weights
+    # are drawn.
     layer.__class__ = FastLinear
     setattr(layer, path, True)
 
