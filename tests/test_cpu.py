@@ -288,8 +288,12 @@ def test_optimize_decides_per_layer_group(monkeypatch):
 def test_bad_input_is_a_clear_error():
     with pytest.raises(TypeError, match="torch.nn.Module"):
         optimize("gpt2")
-    with pytest.raises(ValueError, match="one_row"):
-        use_path(nn.Linear(2, 2), "fast")
+    with pytest.raises(ValueError, match="one_row") as err:
+        use_path(nn.Linear(2, 2), "fast")  # a str, but no path's name: a wrong value
+    assert type(err.value) is ValueError
+    for bad in (["one_row"], None, 1):  # not a str: a wrong type
+        with pytest.raises(TypeError, match="path must be a str, got"):
+            use_path(nn.Linear(2, 2), bad)
     with pytest.raises(TypeError, match="nn.Linear"):
         use_path(nn.Embedding(2, 2), "one_row")
 

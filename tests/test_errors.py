@@ -34,37 +34,39 @@ def model():
 
 
 @pytest.mark.parametrize(
-    "fields, words",
+    "fields, error, words",
     [
         # types: int fields
-        ({"n_layers": 12.0}, ["GPTConfig.n_layers", "must be int", "12.0", "float"]),
-        ({"n_layers": True}, ["GPTConfig.n_layers", "must be int", "True", "bool"]),
-        ({"emb_dim": "768"}, ["GPTConfig.emb_dim", "must be int", "'768'", "str"]),
-        ({"vocab_size": None}, ["GPTConfig.vocab_size", "must be int", "NoneType"]),
+        ({"n_layers": 12.0}, TypeError, ["GPTConfig.n_layers", "must be int", "12.0", "float"]),
+        ({"n_layers": True}, TypeError, ["GPTConfig.n_layers", "must be int", "True", "bool"]),
+        ({"emb_dim": "768"}, TypeError, ["GPTConfig.emb_dim", "must be int", "'768'", "str"]),
+        ({"vocab_size": None}, TypeError, ["GPTConfig.vocab_size", "must be int", "NoneType"]),
         # types: bool and float fields
-        ({"qkv_bias": 1}, ["GPTConfig.qkv_bias", "must be bool", "int"]),
-        ({"tie_weights": "yes"}, ["GPTConfig.tie_weights", "must be bool", "str"]),
-        ({"drop_rate": "0.1"}, ["GPTConfig.drop_rate", "must be float", "str"]),
-        ({"drop_rate": False}, ["GPTConfig.drop_rate", "must be float", "bool"]),
+        ({"qkv_bias": 1}, TypeError, ["GPTConfig.qkv_bias", "must be bool", "int"]),
+        ({"tie_weights": "yes"}, TypeError, ["GPTConfig.tie_weights", "must be bool", "str"]),
+        ({"drop_rate": "0.1"}, TypeError, ["GPTConfig.drop_rate", "must be float", "str"]),
+        ({"drop_rate": False}, TypeError, ["GPTConfig.drop_rate", "must be float", "bool"]),
         # non-positive sizes, each field
-        ({"vocab_size": 0}, ["GPTConfig.vocab_size", "must be positive", "got 0"]),
-        ({"context_length": -1}, ["GPTConfig.context_length", "must be positive", "got -1"]),
-        ({"emb_dim": 0}, ["GPTConfig.emb_dim", "must be positive"]),
-        ({"n_heads": 0}, ["GPTConfig.n_heads", "must be positive"]),  # not a ZeroDivisionError
-        ({"n_layers": -3}, ["GPTConfig.n_layers", "must be positive", "-3"]),
+        ({"vocab_size": 0}, ValueError, ["GPTConfig.vocab_size", "must be positive", "got 0"]),
+        ({"context_length": -1}, ValueError, ["GPTConfig.context_length", "must be positive", "got -1"]),
+        ({"emb_dim": 0}, ValueError, ["GPTConfig.emb_dim", "must be positive"]),
+        ({"n_heads": 0}, ValueError, ["GPTConfig.n_heads", "must be positive"]),  # not a ZeroDivisionError
+        ({"n_layers": -3}, ValueError, ["GPTConfig.n_layers", "must be positive", "-3"]),
         # emb_dim must split evenly over the heads
-        ({"emb_dim": 770, "n_heads": 12}, ["emb_dim (770)", "divisible by n_heads (12)", "same width"]),
-        ({"emb_dim": 64, "n_heads": 5}, ["emb_dim (64)", "divisible by n_heads (5)"]),
+        ({"emb_dim": 770, "n_heads": 12}, ValueError, ["emb_dim (770)", "divisible by n_heads (12)", "same width"]),
+        ({"emb_dim": 64, "n_heads": 5}, ValueError, ["emb_dim (64)", "divisible by n_heads (5)"]),
         # dropout is a probability below 1
-        ({"drop_rate": 1.0}, ["GPTConfig.drop_rate", "[0, 1)", "1.0"]),
-        ({"drop_rate": -0.1}, ["GPTConfig.drop_rate", "[0, 1)", "-0.1"]),
-        ({"drop_rate": float("nan")}, ["GPTConfig.drop_rate", "[0, 1)", "nan"]),
+        ({"drop_rate": 1.0}, ValueError, ["GPTConfig.drop_rate", "[0, 1)", "1.0"]),
+        ({"drop_rate": -0.1}, ValueError, ["GPTConfig.drop_rate", "[0, 1)", "-0.1"]),
+        ({"drop_rate": float("nan")}, ValueError, ["GPTConfig.drop_rate", "[0, 1)", "nan"]),
     ],
 )
-def test_each_config_rule_raises_value_error_naming_the_field(fields, words):
-    with pytest.raises(ValueError) as err:
+def test_each_config_rule_raises_naming_the_field(fields, error, words):
+    """A wrong type is a TypeError (a float or a bool for an int, an int for a bool), a
+    wrong value a ValueError."""
+    with pytest.raises(Exception) as err:
         GPTConfig(**fields)
-    assert type(err.value) is ValueError
+    assert type(err.value) is error, f"{type(err.value).__name__}: {err.value}"
     for word in words:
         assert word in str(err.value), (word, str(err.value))
 
@@ -109,8 +111,13 @@ def test_unknown_preset_lists_the_presets():
 
 def test_something_else_than_a_config_is_a_type_error():
     for bad in (42, "gpt2-small", [("emb_dim", 768)]):
-        with pytest.raises(TypeError, match="expected a GPTConfig or a dict of its fields, got"):
+        with pytest.raises(TypeError, match="cfg must be a GPTConfig or a dict of its fields, got"):
             GPTModel(bad)
+    with pytest.raises(TypeError, match="config must be a dict of GPTConfig fields, got list"):
+        GPTConfig.from_dict([("emb_dim", 768)])
+    for bad in (None, 2, ["gpt2-small"]):
+        with pytest.raises(TypeError, match="the preset name must be a str, got"):
+            GPTConfig.from_preset(bad)
 
 
 def test_a_config_broken_after_it_was_built_is_caught_by_the_model():
@@ -127,7 +134,7 @@ def test_a_subclass_written_without_string_annotations_is_checked_too():
         name: str = "mine"  # a type GPTConfig does not know: the subclass's business
 
     assert WithExtraRate(extra_rate=0).extra_rate == 0
-    with pytest.raises(ValueError, match=r"GPTConfig.extra_rate must be float, got 'x' \(str\)"):
+    with pytest.raises(TypeError, match=r"GPTConfig.extra_rate must be float, got 'x' \(str\)"):
         WithExtraRate(extra_rate="x")
 
 
@@ -139,6 +146,24 @@ def test_book_style_lookup_of_a_missing_field_is_a_key_error():
 def test_attention_built_by_hand_checks_its_head_split():
     with pytest.raises(ValueError, match=r"d_out \(10\) must be divisible by num_heads \(3\)"):
         MultiHeadAttention(d_in=10, d_out=10, context_length=8, dropout=0.0, num_heads=3)
+
+
+@pytest.mark.parametrize(
+    "d_out, num_heads, error, message",
+    [
+        (12, 0, ValueError, "num_heads must be >= 1, got 0"),  # not a ZeroDivisionError
+        (0, 2, ValueError, "d_out must be >= 1, got 0"),
+        (-8, 2, ValueError, "d_out must be >= 1, got -8"),
+        (12, 2.0, TypeError, "num_heads must be an int, got 2.0"),
+        (12, True, TypeError, "num_heads must be an int, got True"),
+        (12.0, 2, TypeError, "d_out must be an int, got 12.0"),
+        ("12", 2, TypeError, "d_out must be an int, got '12'"),
+    ],
+)
+def test_attention_built_by_hand_checks_its_sizes(d_out, num_heads, error, message):
+    with pytest.raises(Exception) as err:
+        MultiHeadAttention(d_in=12, d_out=d_out, context_length=8, dropout=0.0, num_heads=num_heads)
+    assert type(err.value) is error and str(err.value) == message, f"{type(err.value).__name__}: {err.value}"
 
 
 # --- GPTModel inputs -------------------------------------------------------------
@@ -272,33 +297,35 @@ def test_a_row_without_eos_runs_to_max_new_tokens():
 
 
 @pytest.mark.parametrize(
-    "kwargs, words",
+    "kwargs, error, words",
     [
-        ({"max_new_tokens": -1}, ["max_new_tokens must be an int >= 0", "-1"]),
-        ({"max_new_tokens": 2.5}, ["max_new_tokens must be an int >= 0", "2.5"]),
-        ({"max_new_tokens": True}, ["max_new_tokens must be an int >= 0", "True"]),
-        ({"temperature": -0.5}, ["temperature must be >= 0", "0 means greedy", "-0.5"]),
-        ({"temperature": float("nan")}, ["temperature must be >= 0", "nan"]),
-        ({"temperature": 1.0, "top_k": 0}, ["top_k must be an int >= 1 or None", "got 0"]),
-        ({"temperature": 1.0, "top_k": -3}, ["top_k must be an int >= 1 or None", "-3"]),
-        ({"temperature": 1.0, "top_k": 2.0}, ["top_k must be an int >= 1 or None", "2.0"]),
-        ({"temperature": 1.0, "top_k": True}, ["top_k must be an int >= 1 or None", "True"]),
-        ({"temperature": 1.0, "top_p": 0}, ["top_p must be in (0, 1] or None", "got 0"]),
-        ({"temperature": 1.0, "top_p": 0.0}, ["top_p must be in (0, 1] or None", "0.0"]),
-        ({"temperature": 1.0, "top_p": 1.5}, ["top_p must be in (0, 1] or None", "1.5"]),
-        ({"temperature": 1.0, "top_p": -0.2}, ["top_p must be in (0, 1] or None", "-0.2"]),
-        ({"eos_id": -1}, ["eos_id must be a token id (an int >= 0) or None", "-1"]),
-        ({"eos_id": 1.5}, ["eos_id must be a token id", "1.5"]),
-        ({"eos_id": "50256"}, ["eos_id must be a token id", "'50256'"]),
-        ({"eos_id": True}, ["eos_id must be a token id", "True"]),
+        ({"max_new_tokens": -1}, ValueError, ["max_new_tokens must be an int >= 0", "-1"]),
+        ({"max_new_tokens": 2.5}, TypeError, ["max_new_tokens must be an int >= 0", "2.5"]),
+        ({"max_new_tokens": True}, TypeError, ["max_new_tokens must be an int >= 0", "True"]),
+        ({"temperature": -0.5}, ValueError, ["temperature must be >= 0", "0 means greedy", "-0.5"]),
+        ({"temperature": float("nan")}, ValueError, ["temperature must be >= 0", "nan"]),
+        ({"temperature": 1.0, "top_k": 0}, ValueError, ["top_k must be an int >= 1 or None", "got 0"]),
+        ({"temperature": 1.0, "top_k": -3}, ValueError, ["top_k must be an int >= 1 or None", "-3"]),
+        ({"temperature": 1.0, "top_k": 2.0}, TypeError, ["top_k must be an int >= 1 or None", "2.0"]),
+        ({"temperature": 1.0, "top_k": True}, TypeError, ["top_k must be an int >= 1 or None", "True"]),
+        ({"temperature": 1.0, "top_p": 0}, ValueError, ["top_p must be in (0, 1] or None", "got 0"]),
+        ({"temperature": 1.0, "top_p": 0.0}, ValueError, ["top_p must be in (0, 1] or None", "0.0"]),
+        ({"temperature": 1.0, "top_p": 1.5}, ValueError, ["top_p must be in (0, 1] or None", "1.5"]),
+        ({"temperature": 1.0, "top_p": -0.2}, ValueError, ["top_p must be in (0, 1] or None", "-0.2"]),
+        ({"eos_id": -1}, ValueError, ["eos_id must be a token id (an int >= 0) or None", "-1"]),
+        ({"eos_id": 1.5}, TypeError, ["eos_id must be a token id", "1.5"]),
+        ({"eos_id": "50256"}, TypeError, ["eos_id must be a token id", "'50256'"]),
+        ({"eos_id": True}, TypeError, ["eos_id must be a token id", "True"]),
     ],
 )
-def test_bad_generation_settings_are_refused_before_the_model_runs(model, kwargs, words):
+def test_bad_generation_settings_are_refused_before_the_model_runs(model, kwargs, error, words):
+    """A count that is no int (a float, a bool, a str) is a TypeError; a number out of
+    range a ValueError."""
     spy = Spy(model)
     kwargs = {"max_new_tokens": 3, **kwargs}
-    with pytest.raises(ValueError) as err:
+    with pytest.raises(Exception) as err:
         generate(spy.model, torch.tensor([[1, 2, 3]]), **kwargs)
-    assert type(err.value) is ValueError
+    assert type(err.value) is error, f"{type(err.value).__name__}: {err.value}"
     for word in words:
         assert word in str(err.value), (word, str(err.value))
     assert spy.shapes == []
@@ -322,23 +349,25 @@ def test_boundary_generation_settings_are_accepted(model, kwargs):
 
 
 @pytest.mark.parametrize(
-    "prompt, got",
+    "prompt, error, got",
     [
-        (torch.tensor([1, 2, 3]), "got (3,)"),  # one prompt without its batch dimension
-        (torch.ones(1, 2, 3, dtype=torch.long), "got (1, 2, 3)"),
-        (torch.tensor(5), "got ()"),
-        ([[1, 2, 3]], "got list"),  # ids straight from the tokenizer, not a tensor
-        ([1, 2, 3], "got list"),
-        ((1, 2, 3), "got tuple"),
+        (torch.tensor([1, 2, 3]), ValueError, "got (3,)"),  # one prompt without its batch dimension
+        (torch.ones(1, 2, 3, dtype=torch.long), ValueError, "got (1, 2, 3)"),
+        (torch.tensor(5), ValueError, "got ()"),
+        ([[1, 2, 3]], TypeError, "got list"),  # ids straight from the tokenizer, not a tensor
+        ([1, 2, 3], TypeError, "got list"),
+        ((1, 2, 3), TypeError, "got tuple"),
     ],
 )
-def test_a_prompt_that_is_not_a_batch_tensor_is_named_by_generate(model, prompt, got):
+def test_a_prompt_that_is_not_a_batch_tensor_is_named_by_generate(model, prompt, error, got):
+    """A tensor of another shape is a wrong value (ValueError), anything else than a tensor
+    a wrong type (TypeError)."""
     spy = Spy(model)
     for use_cache in (True, False):
-        with pytest.raises(ValueError) as err:
+        with pytest.raises(Exception) as err:
             generate(spy.model, prompt, 2, use_cache=use_cache)
         message = str(err.value)
-        assert type(err.value) is ValueError  # not PyTorch's IndexError, not Python's TypeError
+        assert type(err.value) is error, f"{type(err.value).__name__}: {message}"  # not PyTorch's IndexError
         assert message.startswith("the prompt must be a tensor of token ids of shape (batch, tokens), ")
         assert got in message
         assert "torch.tensor([ids])" in message and "ids.unsqueeze(0)" in message
@@ -389,25 +418,25 @@ def test_integer_settings_are_numbers_too(model):
 
 
 @pytest.mark.parametrize(
-    "kwargs, words",
+    "kwargs, error, words",
     [
-        ({"idx": torch.tensor([1, 2, 3])}, ["the prompt must be", "(batch, tokens), got (3,)", "unsqueeze(0)"]),
-        ({"idx": [[1, 2, 3]]}, ["the prompt must be", "got list", "torch.tensor([ids])"]),
-        ({"context_size": -2}, ["context_size must be an int >= 1, got -2"]),  # would drop 2 tokens
-        ({"context_size": 0}, ["context_size must be an int >= 1, got 0"]),  # would feed everything
-        ({"context_size": None}, ["context_size must be an int >= 1, got None"]),
-        ({"context_size": 4.0}, ["context_size must be an int >= 1, got 4.0"]),
-        ({"max_new_tokens": -3}, ["max_new_tokens must be an int >= 0, got -3"]),  # would return idx
-        ({"max_new_tokens": 2.0}, ["max_new_tokens must be an int >= 0, got 2.0"]),
-        ({"max_new_tokens": True}, ["max_new_tokens must be an int >= 0, got True"]),
+        ({"idx": torch.tensor([1, 2, 3])}, ValueError, ["the prompt must be", "(batch, tokens), got (3,)", "unsqueeze(0)"]),
+        ({"idx": [[1, 2, 3]]}, TypeError, ["the prompt must be", "got list", "torch.tensor([ids])"]),
+        ({"context_size": -2}, ValueError, ["context_size must be an int >= 1, got -2"]),  # would drop 2 tokens
+        ({"context_size": 0}, ValueError, ["context_size must be an int >= 1, got 0"]),  # would feed everything
+        ({"context_size": None}, TypeError, ["context_size must be an int >= 1, got None"]),
+        ({"context_size": 4.0}, TypeError, ["context_size must be an int >= 1, got 4.0"]),
+        ({"max_new_tokens": -3}, ValueError, ["max_new_tokens must be an int >= 0, got -3"]),  # would return idx
+        ({"max_new_tokens": 2.0}, TypeError, ["max_new_tokens must be an int >= 0, got 2.0"]),
+        ({"max_new_tokens": True}, TypeError, ["max_new_tokens must be an int >= 0, got True"]),
     ],
 )
-def test_generate_text_simple_refuses_what_its_loop_would_misread(model, kwargs, words):
+def test_generate_text_simple_refuses_what_its_loop_would_misread(model, kwargs, error, words):
     spy = Spy(model)
     args = {"idx": torch.tensor([[1, 2, 3]]), "max_new_tokens": 2, "context_size": CONTEXT, **kwargs}
     with pytest.raises(Exception) as err:
         generate_text_simple(spy.model, **args)
-    assert type(err.value) is ValueError, f"{type(err.value).__name__}: {err.value}"
+    assert type(err.value) is error, f"{type(err.value).__name__}: {err.value}"
     for word in words:
         assert word in str(err.value), (word, str(err.value))
     assert spy.shapes == []  # refused before the model runs

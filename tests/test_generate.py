@@ -339,8 +339,6 @@ def test_a_batch_of_rows_is_truncated_row_by_row():
         ({"temperature": -0.5}, "temperature"),
         ({"temperature": float("nan")}, "temperature"),
         ({"temperature": 1.0, "top_k": 0}, "top_k"),
-        ({"temperature": 1.0, "top_k": 2.5}, "top_k"),
-        ({"temperature": 1.0, "top_k": True}, "top_k"),
         ({"temperature": 1.0, "top_p": 0.0}, "top_p"),
         ({"temperature": 1.0, "top_p": 1.5}, "top_p"),
         ({"temperature": 1.0, "top_p": -0.1}, "top_p"),
@@ -349,28 +347,61 @@ def test_a_batch_of_rows_is_truncated_row_by_row():
 )
 def test_invalid_sampling_parameters_raise_value_error_naming_them(kwargs, word):
     fake = ScriptedModel([[1]], prompt_length=1)
-    with pytest.raises(ValueError, match=word):
+    with pytest.raises(ValueError, match=word) as err:
+        generate(fake, torch.tensor([[1]]), 1, **kwargs)
+    assert type(err.value) is ValueError
+    assert fake.calls == []  # refused before any work
+    with pytest.raises(ValueError, match=word) as err:
+        next_token_probabilities(TOY, **kwargs)
+    assert type(err.value) is ValueError
+
+
+@pytest.mark.parametrize(
+    "kwargs, word",
+    [
+        ({"temperature": 1.0, "top_k": 2.5}, "top_k"),  # a count is an int
+        ({"temperature": 1.0, "top_k": True}, "top_k"),  # and not a bool
+        ({"temperature": 0.0, "top_k": "3"}, "top_k"),
+        ({"temperature": "0.5"}, "temperature"),
+        ({"temperature": 1.0, "top_p": "0.9"}, "top_p"),
+    ],
+)
+def test_sampling_parameters_of_the_wrong_type_raise_type_error_naming_them(kwargs, word):
+    fake = ScriptedModel([[1]], prompt_length=1)
+    with pytest.raises(TypeError, match=word):
         generate(fake, torch.tensor([[1]]), 1, **kwargs)
     assert fake.calls == []  # refused before any work
-    with pytest.raises(ValueError, match=word):
+    with pytest.raises(TypeError, match=word):
         next_token_probabilities(TOY, **kwargs)
 
 
-@pytest.mark.parametrize("bad", [-1, 1.5, True, "3"])
-def test_invalid_max_new_tokens_raises(bad):
-    with pytest.raises(ValueError, match="max_new_tokens"):
+@pytest.mark.parametrize("bad, error", [(-1, ValueError), (1.5, TypeError), (True, TypeError),
+                                        ("3", TypeError), (None, TypeError)])
+def test_invalid_max_new_tokens_raises(bad, error):
+    with pytest.raises(error, match="max_new_tokens") as err:
         generate(ScriptedModel([[1]], prompt_length=1), torch.tensor([[1]]), bad)
+    assert type(err.value) is error
 
 
-@pytest.mark.parametrize("bad", [0, 0.8, True, "8"])
-def test_invalid_context_size_raises_naming_it(model, prompts, bad):
-    with pytest.raises(ValueError, match="context_size"):
+@pytest.mark.parametrize("bad, error", [(0, ValueError), (-3, ValueError), (0.8, TypeError), (True, TypeError),
+                                        ("8", TypeError)])
+def test_invalid_context_size_raises_naming_it(model, prompts, bad, error):
+    with pytest.raises(error, match="context_size") as err:
         generate(model, prompts, 3, bad)  # e.g. a temperature passed where the book puts context_size
+    assert type(err.value) is error
 
 
 def test_use_cache_needs_a_gpt_model(prompts):
-    with pytest.raises(ValueError, match="use_cache=True needs a GPTModel"):
+    with pytest.raises(TypeError, match="use_cache=True needs a GPTModel"):
         generate(ScriptedModel([[1]], prompt_length=5), prompts, 1, use_cache=True)
+
+
+def test_a_model_without_cfg_needs_context_size(prompts):
+    fake = ScriptedModel([[1]], prompt_length=5)
+    del fake.cfg
+    with pytest.raises(TypeError, match="pass context_size: this model has no cfg"):
+        generate(fake, prompts, 1)
+    assert fake.calls == []
 
 
 # --- the book's generate -------------------------------------------------------

@@ -8,7 +8,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from llm_from_scratch.model import GPT2_PRESETS, GPTConfig, GPTModel, init_gpt2_weights
+from llm_from_scratch.model import (GPT2_PRESETS, GPTConfig, GPTModel, count_parameters,
+                                    init_gpt2_weights, meta_model)
 
 SMALL = dict(vocab_size=100, context_length=16, emb_dim=32, n_heads=4, n_layers=2, drop_rate=0.0)
 
@@ -29,11 +30,6 @@ def gpt2_parameter_count(V: int, C: int, d: int, L: int, *, tied: bool, qkv_bias
 
 def unique_parameters(model) -> int:
     return sum(p.numel() for p in model.parameters())
-
-
-def meta_model(cfg) -> GPTModel:
-    with torch.device("meta"):
-        return GPTModel(cfg)
 
 
 # --- weight tying ------------------------------------------------------------
@@ -211,7 +207,7 @@ def test_preset_counts_match_the_published_architecture(name, tied):
     cfg = GPTConfig.from_preset(name, tie_weights=tied)
     assert cfg.qkv_bias and cfg.vocab_size == 50257 and cfg.context_length == 1024
     expected = gpt2_parameter_count(cfg.vocab_size, cfg.context_length, cfg.emb_dim, cfg.n_layers, tied=tied)
-    assert unique_parameters(meta_model(cfg)) == expected
+    assert unique_parameters(meta_model(cfg)) == expected == count_parameters(cfg)
 
 
 def test_published_sizes():

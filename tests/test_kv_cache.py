@@ -184,11 +184,12 @@ def test_a_step_past_context_length_is_rejected_and_leaves_the_cache_alone(model
 # --- a cache that does not fit -------------------------------------------------
 
 
-def refused(call):
-    """The ValueError `call` raises (not an IndexError or a torch RuntimeError)."""
+def refused(call, error=ValueError):
+    """The message of the ValueError (or `error`) `call` raises, not an IndexError or a
+    torch RuntimeError."""
     with pytest.raises(Exception) as err:
         call()
-    assert type(err.value) is ValueError, f"{type(err.value).__name__}: {err.value}"
+    assert type(err.value) is error, f"{type(err.value).__name__}: {err.value}"
     return str(err.value)
 
 
@@ -229,10 +230,22 @@ def test_a_cache_filled_by_a_model_of_another_width_is_refused(width):
     assert len(cache) == 4  # refused before anything was appended
 
 
-@pytest.mark.parametrize("bad", [0, -1, 2.0, True, None, "2"])
-def test_kv_cache_needs_a_positive_int_number_of_layers(bad):
-    message = refused(lambda: KVCache(bad))
+@pytest.mark.parametrize("bad, error", [(0, ValueError), (-1, ValueError), (2.0, TypeError), (True, TypeError),
+                                        (None, TypeError), ("2", TypeError)])
+def test_kv_cache_needs_a_positive_int_number_of_layers(bad, error):
+    message = refused(lambda: KVCache(bad), error)
     assert "n_layers must be an int >= 1" in message and repr(bad) in message
+
+
+def test_forward_with_cache_needs_a_gpt_model_and_a_kv_cache():
+    model = scrambled(CONFIGS["base"])
+    ids = random_ids(model.cfg, 2, 4)
+    with torch.no_grad():
+        message = refused(lambda: forward_with_cache(IdsToLogits(model), ids, KVCache(model.cfg.n_layers)),
+                          TypeError)
+        assert message == "forward_with_cache needs a GPTModel, got IdsToLogits"
+        message = refused(lambda: forward_with_cache(model, ids, [None] * model.cfg.n_layers), TypeError)
+        assert message == "cache must be a KVCache, got list"
 
 
 # --- generation --------------------------------------------------------------
@@ -332,7 +345,7 @@ def test_use_cache_is_opt_in_and_needs_a_gpt_model():
     prompt = random_ids(model.cfg, 2, 5)
     other, window = IdsToLogits(model), model.cfg.context_length
     assert torch.equal(generate(other, prompt, 6, window), generate(model, prompt, 6, use_cache=True))
-    with pytest.raises(ValueError, match="use_cache=True needs a GPTModel, got IdsToLogits"):
+    with pytest.raises(TypeError, match="use_cache=True needs a GPTModel, got IdsToLogits"):
         generate(other, prompt, 6, window, use_cache=True)
 
 

@@ -1,23 +1,23 @@
 """The parameter ledger of chapter 8 holds exactly.
 
-Counts come from models built on the meta device (shapes and dtypes, no storage), which
-runs the real constructors, including weight tying and init_gpt2_weights, in well under a
-second. A closed-form count, derived independently below, must agree with them.
+Counts come from models built by the package's one meta-device build, `meta_model`
+(shapes and dtypes, no storage, no draws), which runs the real constructors, including
+weight tying, in well under a second. A closed-form count, derived independently below,
+must agree with them, and so must the package's one counter, `count_parameters`, and the
+rows of `parameter_ledger`.
 """
 
+import subprocess
+import sys
 from collections import Counter
 
 import pytest
 import torch
 
-from llm_from_scratch.model import GPT2_PRESETS, GPTConfig, GPTModel
+from llm_from_scratch.model import (GPT2_PRESETS, GPT_CONFIG_124M, GPTConfig, GPTModel, as_config,
+                                    count_parameters, meta_model, parameter_ledger)
 
 MB = 1024**2
-
-
-def meta_model(cfg) -> GPTModel:
-    with torch.device("meta"):
-        return GPTModel(cfg)
 
 
 def n_params(model) -> int:
@@ -130,3 +130,66 @@ def test_published_gpt2_sizes():
 def test_closed_form_matches_other_configs(overrides):
     cfg = GPTConfig(**overrides)
     assert n_params(meta_model(cfg)) == closed_form(cfg)
+
+
+# --- one build, one counter ------------------------------------------------------------
+
+CONFIGS = {
+    "book's dict": GPT_CONFIG_124M, "untied": GPTConfig(), "tied": GPTConfig(tie_weights=True),
+    **{name: GPTConfig.from_preset(name) for name in GPT2_PRESETS},
+    "small": GPTConfig(vocab_size=97, context_length=12, emb_dim=48, n_heads=4, n_layers=3),
+}
+
+
+@pytest.mark.parametrize("cfg", CONFIGS.values(), ids=CONFIGS.keys())
+def test_the_ledger_rows_add_up_to_count_parameters(cfg):
+    ledger = parameter_ledger(meta_model(cfg))
+    assert sum(ledger.values()) == count_parameters(cfg) == closed_form(as_config(cfg))
+    assert all(n >= 0 for n in ledger.values()) and "token embedding" in ledger
+
+
+def test_a_tied_head_counts_zero_in_the_ledger():
+    ledger = parameter_ledger(meta_model(GPTConfig(tie_weights=True)))
+    assert ledger["output head"] == 0 and ledger["token embedding"] == 50257 * 768
+
+
+def test_meta_model_is_gptmodel_without_storage():
+    cfg = GPTConfig(vocab_size=97, context_length=12, emb_dim=48, n_heads=4, n_layers=3,
+                    qkv_bias=True, tie_weights=True)
+    model = meta_model(cfg)
+    assert type(model) is GPTModel and model.cfg == cfg
+    assert model.out_head.weight is model.tok_emb.weight
+    state = model.state_dict()
+    assert all(t.is_meta for t in state.values())
+    real = GPTModel(cfg).state_dict()  # the same names, shapes and dtypes as a real build
+    assert {k: (t.shape, t.dtype) for k, t in state.items()} == \
+        {k: (t.shape, t.dtype) for k, t in real.items()}
+    # Outside the build nothing is skipped: the mode is gone once meta_model returns.
+    assert torch.equal(torch.triu(torch.ones(2, 2), diagonal=1), torch.tensor([[0., 1.], [0., 0.]]))
+    torch.manual_seed(0)
+    assert torch.empty(3).normal_().abs().sum() > 0
+
+
+def test_meta_model_draws_nothing_and_imports_no_dynamo():
+    # In a fresh process: a plain build on the meta device imports torch._dynamo (for the
+    # embedding's normal draw and the masks' torch.triu), meta_model does not, nor sympy
+    # (which torch.empty_like imports on the meta device); neither does a GPT-2
+    # initialisation run inside it, and no random number is drawn.
+    code = (
+        "import sys, torch\n"
+        "from llm_from_scratch.model import GPTConfig, init_gpt2_weights, meta_model\n"
+        "from llm_from_scratch.model import _NoValues\n"
+        "state = torch.get_rng_state()\n"
+        "model = meta_model(GPTConfig.from_preset('gpt2-xl'))\n"
+        "with torch.device('meta'), _NoValues():\n"
+        "    init_gpt2_weights(model)\n"
+        "assert torch.equal(state, torch.get_rng_state()), 'random numbers were drawn'\n"
+        "assert all(p.is_meta for p in model.parameters())\n"
+        "print('torch._dynamo' in sys.modules, 'sympy' in sys.modules)\n"
+        "with torch.device('meta'):\n"
+        "    torch.nn.Embedding(3, 2)\n"
+        "print('torch._dynamo' in sys.modules)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["False", "False", "True"]  # what a plain build costs

@@ -179,10 +179,10 @@ def test_openai_style_bin_without_prefix_and_with_mask_buffers(hf_model, hf_stat
 
 
 def test_loading_builds_without_drawing(safetensors_dir):
-    # load_gpt2 builds on the meta device with torch.nn.init's functions and torch.triu (the
-    # masks) skipped: no random numbers, and none of the slow first-time set-up a meta
-    # normal_() or triu() costs (each imports torch._dynamo). Checked in a fresh process,
-    # where nothing was imported yet.
+    # load_gpt2 builds with chapter 8's meta_model: on the meta device, with torch.nn.init's
+    # functions, in-place draws and torch.triu (the masks) skipped: no random numbers, and
+    # none of the slow first-time set-up a meta normal_() or triu() costs (each imports
+    # torch._dynamo). Checked in a fresh process, where nothing was imported yet.
     code = (
         "import sys, torch\n"
         "from llm_from_scratch.pretrained import load_gpt2\n"
@@ -190,11 +190,107 @@ def test_loading_builds_without_drawing(safetensors_dir):
         f"model = load_gpt2({str(safetensors_dir)!r})\n"
         "assert torch.equal(state, torch.get_rng_state()), 'random numbers were drawn'\n"
         "assert not any(p.is_meta for p in model.parameters())\n"
-        "print('torch._dynamo' in sys.modules)\n"
+        "print('torch._dynamo' in sys.modules, 'sympy' in sys.modules)\n"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "False"
+    assert result.stdout.split() == ["False", "False"]  # nor sympy, which empty_like imports
+
+
+# --- dtype and device --------------------------------------------------------------------
+
+
+def parameter_bytes(model) -> int:
+    return sum(p.numel() * p.element_size() for p in model.parameters())  # tied: once
+
+
+def test_bfloat16_load_holds_half_the_bytes_and_the_float32_values_rounded(safetensors_dir):
+    full = load_gpt2(safetensors_dir)
+    half = load_gpt2(safetensors_dir, dtype=torch.bfloat16)
+    assert {t.dtype for t in full.state_dict().values()} == {torch.float32}  # the default
+    # Every parameter in bfloat16, and the masks too: chosen so that the model is what
+    # load_gpt2(path).to(torch.bfloat16) gives (Module.to converts floating buffers); their
+    # 0s and 1s are exact in bfloat16, and forward reads only mask.bool().
+    assert {p.dtype for p in half.parameters()} == {torch.bfloat16}
+    assert {b.dtype for b in half.buffers()} == {torch.bfloat16}
+    assert {t.device for t in half.state_dict().values()} == {torch.device("cpu")}
+    assert half.out_head.weight is half.tok_emb.weight  # still tied: one tensor
+    assert 2 * parameter_bytes(half) == parameter_bytes(full) > 0
+    # Converted straight from the checkpoint, each value is its float32 value rounded to
+    # bfloat16, exactly as a float32 load cast afterwards: nothing is lost on the way.
+    rounded = load_gpt2(safetensors_dir).to(torch.bfloat16)
+    assert half.state_dict().keys() == rounded.state_dict().keys()
+    for name, tensor in half.state_dict().items():
+        assert torch.equal(tensor, rounded.state_dict()[name]), name
+    assert torch.equal(our_logits(half), our_logits(rounded))
+
+
+def test_bfloat16_logits_and_greedy_tokens_follow_float32(safetensors_dir):
+    full = load_gpt2(safetensors_dir)
+    half = load_gpt2(safetensors_dir, dtype=torch.bfloat16)
+    expected = generate(full, PROMPT, 8)  # float32's greedy continuation
+    got = our_logits(half, expected).float()
+    assert our_logits(half).dtype == torch.bfloat16
+    want = our_logits(full, expected)
+    # bfloat16 keeps 8 significant bits: one rounding errs by at most 2**-9 relative, and
+    # a forward pass compounds dozens of them, amplified by this checkpoint's large random
+    # weights: the logits err by a few percent of their scale (here 9 units of 2**-8; at
+    # most 16 allowed). A weight loaded wrongly would be off by the whole scale.
+    scale = want.abs().max()
+    error = (got - want).abs().max()
+    assert 0 < error <= 2**-4 * scale
+    # Where float32's choice leads by more than twice that error, bfloat16 makes it too.
+    start = PROMPT.shape[1] - 1
+    top2 = want[0, start:-1].topk(2, dim=-1)
+    clear = top2.values[:, 0] - top2.values[:, 1] > 2 * error
+    assert clear.sum() >= 4  # 4 of the 8 steps here
+    chosen = got[0, start:-1].argmax(dim=-1)
+    assert torch.equal(chosen[clear], top2.indices[clear, 0])
+    # Here every step goes the same way (the close calls too), so the whole greedy
+    # continuation is float32's; generate runs in bfloat16 unchanged.
+    assert torch.equal(generate(half, PROMPT, 8), expected)
+
+
+def test_float16_and_an_explicit_cpu_device(safetensors_dir):
+    model = load_gpt2(safetensors_dir, dtype=torch.float16, device=torch.device("cpu"))
+    assert {t.dtype for t in model.state_dict().values()} == {torch.float16}
+    model = load_gpt2(safetensors_dir, device="cpu", drop_rate=0.0)  # overrides still apply
+    assert model.cfg.drop_rate == 0.0 and model.tok_emb.weight.dtype == torch.float32
+
+
+def test_convert_to_bfloat16_converts_the_tied_head_once(hf_state):
+    from llm_from_scratch.model import GPTConfig
+    from llm_from_scratch.pretrained import convert_gpt2_state_dict
+
+    cfg = GPTConfig(vocab_size=101, context_length=32, emb_dim=64, n_heads=4, n_layers=2,
+                    qkv_bias=True, tie_weights=True)
+    ours = convert_gpt2_state_dict(hf_state, cfg, dtype=torch.bfloat16)
+    assert {t.dtype for t in ours.values()} == {torch.bfloat16}
+    assert all(t.is_contiguous() for t in ours.values())
+    assert ours["out_head.weight"] is ours["tok_emb.weight"]
+
+
+@pytest.mark.parametrize("kwargs, error, words", [
+    (dict(dtype="bfloat16"), TypeError, "dtype must be a torch.dtype"),
+    (dict(dtype=2), TypeError, "dtype must be a torch.dtype"),
+    (dict(dtype=torch.int8), ValueError, "dtype must be a floating-point dtype"),
+    (dict(dtype=torch.complex64), ValueError, "dtype must be a floating-point dtype"),
+    (dict(device=1.5), TypeError, "device must be a str or torch.device"),
+    (dict(device=True), TypeError, "device must be a str or torch.device"),
+    (dict(device="gpu"), ValueError, "device 'gpu' cannot hold the model"),
+    (dict(device="cuda:x"), ValueError, "device 'cuda:x' cannot hold the model"),
+    (dict(device="meta"), ValueError, "a meta tensor holds no values"),
+])
+def test_a_wrong_dtype_or_device_is_named(safetensors_dir, kwargs, error, words):
+    with pytest.raises(error, match=re.escape(words)):
+        load_gpt2(safetensors_dir, **kwargs)
+
+
+def test_a_device_this_machine_lacks_is_a_value_error(safetensors_dir):
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    with pytest.raises(ValueError, match=r"^device 'cuda' cannot hold the model: \S"):
+        load_gpt2(safetensors_dir, device="cuda")
 
 
 def test_untied_checkpoint_keeps_its_own_head(tmp_path):
@@ -359,3 +455,13 @@ def test_expected_shapes_cover_exactly_what_transformers_saves(hf_state):
     shapes = gpt2_checkpoint_shapes(cfg)
     saved = {k.removeprefix("transformer."): tuple(v.shape) for k, v in hf_state.items()}
     assert saved == shapes
+
+
+def test_a_config_file_with_a_mistyped_field_is_a_checkpoint_error():
+    # The file's contents are a value: a float width is a CheckpointError (a ValueError)
+    # naming the file and the field, which the command line reports as such.
+    from llm_from_scratch.pretrained import CheckpointError, config_from_hf
+
+    hf = {"vocab_size": 50257, "n_positions": 1024, "n_embd": 768.0, "n_head": 12, "n_layer": 12}
+    with pytest.raises(CheckpointError, match=r"cfg.json: GPTConfig.emb_dim must be int, got 768.0"):
+        config_from_hf(hf, source="cfg.json")

@@ -87,6 +87,8 @@ def use_path(layer: nn.Linear, path: str) -> None:
     if not isinstance(layer, nn.Linear):
         raise TypeError("use_path needs an nn.Linear, got "
                         f"{type(layer).__name__}")
+    if not isinstance(path, str):
+        raise TypeError(f"path must be a str, got {type(path).__name__}")
     if path not in PATHS:
         raise ValueError(f"path must be one of {PATHS}, got {path!r}")
     # The same object with another class: its Parameters (a tied weight stays

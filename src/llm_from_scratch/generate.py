@@ -8,28 +8,32 @@ import torch
 
 # --- from docs/chapters/09-text-generation.md --------------------------------
 
-def not_a_count(value, low):
-    """True unless value is an int (not a bool) of at least low."""
-    is_int = isinstance(value, int) and not isinstance(value, bool)
-    return not is_int or value < low
+def count_error(value, low):
+    """The error to raise for a value that should be an int >= low:
+    TypeError if it is no int (nor is a bool), ValueError if it is below
+    low, None if it is fine."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        return TypeError
+    return ValueError if value < low else None
 
 
 def check_generation_args(idx, max_new_tokens, context_size):
     """Refuse arguments the loop would misread (a negative count or window
-    would slice silently), naming the argument and what it allows."""
-    if not_a_count(max_new_tokens, 0):
-        raise ValueError(
+    would slice silently), naming the argument and what it allows: a
+    wrong type is a TypeError, a wrong value a ValueError."""
+    if error := count_error(max_new_tokens, 0):
+        raise error(
             f"max_new_tokens must be an int >= 0, got {max_new_tokens!r}")
     if not isinstance(idx, torch.Tensor) or idx.dim() != 2:
-        shape = (tuple(idx.shape) if isinstance(idx, torch.Tensor)
-                 else type(idx).__name__)
-        raise ValueError(
+        is_tensor = isinstance(idx, torch.Tensor)
+        shape = tuple(idx.shape) if is_tensor else type(idx).__name__
+        raise (ValueError if is_tensor else TypeError)(
             "the prompt must be a tensor of token ids of shape "
             f"(batch, tokens), got {shape}; for one prompt use "
             "torch.tensor([ids]) or ids.unsqueeze(0)"
         )
-    if not_a_count(context_size, 1):
-        raise ValueError(
+    if error := count_error(context_size, 1):
+        raise error(
             f"context_size must be an int >= 1, got {context_size!r}")
 
 
@@ -52,7 +56,8 @@ def generate_text_simple(model, idx, max_new_tokens, context_size):
 
 def check_sampling_args(temperature, top_k, top_p):
     """Reject settings that have no meaning, naming the parameter and its
-    allowed values."""
+    allowed values: a TypeError for a wrong type, a ValueError for a
+    wrong value."""
     for name, value, optional in [("temperature", temperature, False),
                                   ("top_p", top_p, True)]:
         if value is None and optional:
@@ -62,9 +67,8 @@ def check_sampling_args(temperature, top_k, top_p):
     if not temperature >= 0:  # this way round, NaN is rejected too
         raise ValueError(
             f"temperature must be >= 0 (0 means greedy), got {temperature}")
-    if top_k is not None and not_a_count(top_k, 1):
-        raise ValueError(
-            f"top_k must be an int >= 1 or None, got {top_k!r}")
+    if top_k is not None and (error := count_error(top_k, 1)):
+        raise error(f"top_k must be an int >= 1 or None, got {top_k!r}")
     if top_p is not None and not 0.0 < top_p <= 1.0:
         raise ValueError(f"top_p must be in (0, 1] or None, got {top_p}")
 
@@ -109,14 +113,14 @@ def generate(model, idx, max_new_tokens, context_size=None, temperature=0.0,
     """
     if context_size is None:
         if not hasattr(model, "cfg"):
-            raise ValueError("pass context_size: this model has no cfg to "
-                             "read its window from")
+            raise TypeError("pass context_size: this model has no cfg to "
+                            "read its window from")
         context_size = model.cfg.context_length
     check_generation_args(idx, max_new_tokens, context_size)
     check_sampling_args(temperature, top_k, top_p)
-    if eos_id is not None and not_a_count(eos_id, 0):
-        raise ValueError("eos_id must be a token id (an int >= 0) or None, "
-                         f"got {eos_id!r}")
+    if eos_id is not None and (error := count_error(eos_id, 0)):
+        raise error("eos_id must be a token id (an int >= 0) or None, "
+                    f"got {eos_id!r}")
     cached = None
     if use_cache:  # same logits, less work
         from llm_from_scratch.kv_cache import CachedLogits

@@ -35,10 +35,11 @@ class KVCache:
     """One LayerKVCache per transformer block; len() counts cached tokens."""
 
     def __init__(self, n_layers: int):
-        if (isinstance(n_layers, bool) or not isinstance(n_layers, int)
-                or n_layers < 1):
-            raise ValueError("n_layers must be an int >= 1 (the model's), "
-                             f"got {n_layers!r}")
+        is_int = isinstance(n_layers, int) and not isinstance(n_layers, bool)
+        if not is_int or n_layers < 1:  # a wrong type, or a wrong value
+            raise (ValueError if is_int else TypeError)(
+                "n_layers must be an int >= 1 (the model's), "
+                f"got {n_layers!r}")
         self.layers = [LayerKVCache() for _ in range(n_layers)]
 
     def __len__(self) -> int:
@@ -48,6 +49,9 @@ class KVCache:
 def check_cache(model, in_idx, cache) -> None:
     """Refuse ids, a model or a batch the cache does not fit, before
     anything is appended."""
+    if not isinstance(model, GPTModel):
+        raise TypeError("forward_with_cache needs a GPTModel, got "
+                        f"{type(model).__name__}")
     cfg = model.cfg
     if not isinstance(cache, KVCache):
         raise TypeError("cache must be a KVCache, got "
@@ -137,7 +141,7 @@ class CachedLogits:
 
     def __init__(self, model, context_size: int):
         if not isinstance(model, GPTModel):
-            raise ValueError(
+            raise TypeError(
                 "use_cache=True needs a GPTModel, got "
                 f"{type(model).__name__}; use_cache=False runs any model "
                 "that maps ids to logits")

@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass, fields
 
 import torch
 from torch import nn
+from torch.overrides import TorchFunctionMode
 
 
 # --- from docs/chapters/01-configuration.md ----------------------------------
@@ -49,7 +50,8 @@ class ConfigBase:
     """What GPTConfig inherits: its checks and the book's dict language."""
 
     def validate(self) -> None:
-        """Raise ValueError naming the field and the rule it breaks."""
+        """Raise TypeError (a wrong type) or ValueError (a wrong value),
+        naming the field and the rule it breaks."""
         types = {"int": int, "float": float, "bool": bool}
         for f in fields(self):
             # f.type is the string "int" under `from __future__ import
@@ -65,7 +67,7 @@ class ConfigBase:
                 ok = is_int or (expected is float
                                 and isinstance(value, float))
             if not ok:
-                raise ValueError(
+                raise TypeError(
                     f"GPTConfig.{f.name} must be {expected.__name__}, "
                     f"got {value!r} ({type(value).__name__})")
         for name in ("vocab_size", "context_length", "emb_dim", "n_heads",
@@ -90,6 +92,9 @@ class ConfigBase:
     @classmethod
     def from_dict(cls, config: Mapping):
         """Build from the book's dict config; an unknown key is an error."""
+        if not isinstance(config, Mapping):
+            raise TypeError("config must be a dict of GPTConfig fields, got "
+                            f"{type(config).__name__}")
         known = [f.name for f in fields(cls)]
         for key in config:
             if key not in known:
@@ -102,6 +107,9 @@ class ConfigBase:
     @classmethod
     def from_preset(cls, name: str, **overrides):
         """A published GPT-2 size by name: from_preset("gpt2-medium")."""
+        if not isinstance(name, str):
+            raise TypeError("the preset name must be a str, got "
+                            f"{type(name).__name__}")
         if name not in GPT2_PRESETS:
             raise ValueError(f"unknown preset {name!r}; choose one of "
                              f"{', '.join(GPT2_PRESETS)}")
@@ -135,15 +143,15 @@ class GPTConfig(ConfigBase):
         self.validate()  # the rules in the box above
 
 
-def as_config(config: GPTConfig | Mapping) -> GPTConfig:
+def as_config(cfg: GPTConfig | Mapping) -> GPTConfig:
     """A GPTConfig or the book's dict config, as a checked GPTConfig."""
-    if isinstance(config, GPTConfig):
-        config.validate()  # it may have been changed since it was built
-        return config
-    if isinstance(config, Mapping):
-        return GPTConfig.from_dict(config)
-    raise TypeError("expected a GPTConfig or a dict of its fields, "
-                    f"got {type(config).__name__}")
+    if isinstance(cfg, GPTConfig):
+        cfg.validate()  # it may have been changed since it was built
+        return cfg
+    if isinstance(cfg, Mapping):
+        return GPTConfig.from_dict(cfg)
+    raise TypeError("cfg must be a GPTConfig or a dict of its fields, "
+                    f"got {type(cfg).__name__}")
 
 
 # --- from docs/chapters/03-layer-normalization.md ----------------------------
@@ -197,7 +205,13 @@ class FeedForward(nn.Module):
 # --- from docs/chapters/07-transformer-block.md ------------------------------
 
 def check_heads(d_out, num_heads):
-    """Raise ValueError unless d_out splits evenly into num_heads heads."""
+    """Raise TypeError unless d_out and num_heads are ints, ValueError
+    unless they are >= 1 and d_out splits evenly into num_heads heads."""
+    for name, value in (("d_out", d_out), ("num_heads", num_heads)):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise TypeError(f"{name} must be an int, got {value!r}")
+        if value < 1:
+            raise ValueError(f"{name} must be >= 1, got {value}")
     if d_out % num_heads != 0:
         raise ValueError(
             f"d_out ({d_out}) must be divisible by num_heads ({num_heads})")
@@ -359,10 +373,36 @@ class GPTModel(nn.Module):
         return logits
 
 
+class _NoValues(TorchFunctionMode):
+    """While active, calls that only set values do nothing: torch.nn.init's
+    functions and in-place draws return their tensor, torch.triu an empty
+    tensor of its shape. Meta tensors have no values to set."""
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if getattr(func, "__module__", None) == "torch.nn.init":
+            return args[0] if args else kwargs["tensor"]
+        if func in (torch.Tensor.normal_, torch.Tensor.uniform_):
+            return args[0]
+        if func is torch.triu:
+            like = args[0] if args else kwargs["input"]
+            # Not empty_like: on the meta device it imports sympy.
+            return torch.empty(like.shape, dtype=like.dtype,
+                               device=like.device)
+        return func(*args, **kwargs)
+
+
+def meta_model(cfg) -> GPTModel:
+    """GPTModel(cfg) on the meta device: every parameter and buffer has its
+    shape and dtype but no storage, and nothing is drawn. For counting, and
+    for installing weights (load_state_dict(..., assign=True))."""
+    with torch.device("meta"), _NoValues():
+        return GPTModel(cfg)
+
+
 def count_parameters(cfg) -> int:
     """The number of parameters of GPTModel(cfg), without allocating."""
-    with torch.device("meta"):  # shapes and dtypes, no storage
-        model = GPTModel(cfg)
+    model = meta_model(cfg)
     return sum(p.numel() for p in model.parameters())  # shared: once
 
 
@@ -416,3 +456,17 @@ def init_gpt2_weights(model):
                 module.scale.fill_(1.0)
                 module.shift.zero_()
     return model
+
+
+def gpt2_model(name_or_config, **overrides):
+    """A GPT-2 that starts as GPT-2 did: the model of a preset name
+    ("gpt2-small", ...) or of a GPTConfig or dict, with fields replaced by
+    overrides (gpt2_model("gpt2-xl", drop_rate=0.0)), and GPT-2's
+    initialisation. GPTModel(cfg) keeps PyTorch's draws, the book's."""
+    if isinstance(name_or_config, str):
+        cfg = GPTConfig.from_preset(name_or_config, **overrides)
+    else:
+        cfg = as_config(name_or_config)
+        if overrides:
+            cfg = GPTConfig.from_dict({**cfg.to_dict(), **overrides})
+    return init_gpt2_weights(GPTModel(cfg))

@@ -11,9 +11,8 @@ from pathlib import Path
 
 import torch
 from safetensors.torch import load_file, save_file
-from torch.overrides import TorchFunctionMode
 
-from llm_from_scratch.model import GPTConfig, GPTModel, LayerNorm, as_config
+from llm_from_scratch.model import GPTConfig, GPTModel, LayerNorm, as_config, meta_model
 from llm_from_scratch.tokenizer import END_OF_TEXT_ID
 
 
@@ -63,6 +62,10 @@ def config_from_hf(hf: Mapping,
         raise CheckpointError(
             f"{source}: no {missing.args[0]!r} field; "
             "is this a GPT-2 config?") from None
+    try:  # the file's numbers must make a configuration (n_embd: 768.0?)
+        GPTConfig(**fields)
+    except (TypeError, ValueError) as err:  # a bad file is a bad value
+        raise CheckpointError(f"{source}: {err}") from None
     return fields, float(hf.get("layer_norm_epsilon", 1e-5))
 
 
@@ -122,10 +125,12 @@ def _names(items, limit: int = 8, sep: str = ", ") -> str:
 
 
 def convert_gpt2_state_dict(hf_state: dict, cfg: GPTConfig,
-                            source: str = "checkpoint") -> dict:
+                            source: str = "checkpoint", *,
+                            dtype: torch.dtype = torch.float32,
+                            device="cpu") -> dict:
     """A Hugging Face GPT-2 state dict (keys with or without 'transformer.')
-    in GPTModel's names and layouts, as float32, with the causal masks;
-    CheckpointError if it does not fit cfg."""
+    in GPTModel's names and layouts, as dtype on device, with the causal
+    masks; CheckpointError if it does not fit cfg."""
     cfg = as_config(cfg)
     state, original = {}, {}
     for key, tensor in hf_state.items():
@@ -194,9 +199,17 @@ def convert_gpt2_state_dict(hf_state: dict, cfg: GPTConfig,
         # context length, so GPT-2's files need not carry it. We make it as
         # MultiHeadAttention does, one tensor per block, and loading stays
         # strict: every key of GPTModel's state dict has a value.
-        ours[b + "att.mask"] = torch.triu(torch.ones(C, C), diagonal=1)
-    return {name: t.to(torch.float32).contiguous()
-            for name, t in ours.items()}
+        ones = torch.ones(C, C, dtype=dtype, device=device)
+        ours[b + "att.mask"] = torch.triu(ones, diagonal=1)
+    # Each tensor goes to dtype and device on its own, straight from the
+    # checkpoint's: never a float32 copy of the whole model on the way. A
+    # tensor in two roles (the tied head) is converted once.
+    converted, out = {}, {}
+    for name, t in ours.items():
+        if id(t) not in converted:
+            converted[id(t)] = t.to(device=device, dtype=dtype).contiguous()
+        out[name] = converted[id(t)]
+    return out
 
 
 # How a file written by torch.save begins: a zip archive (PyTorch 1.6 and
@@ -347,31 +360,53 @@ def resolve_checkpoint_dir(path) -> Path:
         f"GPT-2's weights, {fetch}.")
 
 
-class _SkipInit(TorchFunctionMode):
-    """While active, torch.nn.init's functions return their tensor
-    untouched, and torch.triu (the causal masks) an empty tensor of its
-    shape: on the meta device both would import torch._dynamo for nothing."""
-
-    def __torch_function__(self, func, types, args=(), kwargs=None):
-        kwargs = kwargs or {}
-        if getattr(func, "__module__", None) == "torch.nn.init":
-            return args[0] if args else kwargs["tensor"]
-        if func is torch.triu:
-            return torch.empty_like(args[0] if args else kwargs["input"])
-        return func(*args, **kwargs)
+# The dtypes a model can be loaded as: the floating-point ones it computes in.
+LOAD_DTYPES = (torch.float32, torch.bfloat16, torch.float16, torch.float64)
 
 
-def load_gpt2(path, **overrides) -> GPTModel:
+def _load_target(dtype, device) -> tuple[torch.dtype, torch.device]:
+    """load_gpt2's dtype and device (None: float32, the CPU), checked: a
+    TypeError for a wrong type, a ValueError for a wrong value."""
+    dtype = torch.float32 if dtype is None else dtype
+    if not isinstance(dtype, torch.dtype):
+        raise TypeError("dtype must be a torch.dtype such as torch.bfloat16, "
+                        f"got {type(dtype).__name__} {dtype!r}")
+    if dtype not in LOAD_DTYPES:
+        names = ", ".join(map(str, LOAD_DTYPES))
+        raise ValueError(
+            f"dtype must be a floating-point dtype ({names}), got {dtype}")
+    device = "cpu" if device is None else device
+    if (isinstance(device, bool)
+            or not isinstance(device, (str, torch.device, int))):
+        raise TypeError("device must be a str or torch.device such as "
+                        f"'cuda', got {type(device).__name__} {device!r}")
+    try:
+        target = torch.device(device)
+        torch.empty(0, device=target)  # can this machine hold tensors there?
+    except (RuntimeError, AssertionError, NotImplementedError) as err:
+        reason = str(err).strip().split("\n")[0]
+    else:
+        if target.type != "meta":
+            return dtype, target
+        reason = "a meta tensor holds no values (meta_model builds one)"
+    raise ValueError(f"device {device!r} cannot hold the model: {reason}")
+
+
+def load_gpt2(path, *, dtype=None, device=None, **overrides) -> GPTModel:
     """A GPTModel with the weights of a GPT-2 checkpoint in the Hugging Face
     layout.
 
     path is a directory holding config.json and model.safetensors (or
     pytorch_model.bin), or a GPT-2 name on the Hub ("gpt2", "gpt2-medium",
-    ...), downloaded if possible. overrides replace GPTConfig fields taken
-    from config.json, e.g. drop_rate=0.0 or tie_weights=False; changing a
-    shape makes loading fail with the mismatching keys. The model is returned
-    in eval mode.
+    ...), downloaded if possible. dtype (a floating-point torch.dtype,
+    default float32) and device (default the CPU) are what every parameter
+    and buffer is loaded as, each tensor converted on its own: no float32
+    copy of the model is made on the way. overrides replace GPTConfig fields
+    taken from config.json, e.g. drop_rate=0.0 or tie_weights=False;
+    changing a shape makes loading fail with the mismatching keys. The
+    model is returned in eval mode.
     """
+    dtype, device = _load_target(dtype, device)
     directory = resolve_checkpoint_dir(path)
     config_file = directory / "config.json"
     try:
@@ -387,10 +422,10 @@ def load_gpt2(path, **overrides) -> GPTModel:
     cfg = GPTConfig.from_dict({**fields, **overrides})
 
     hf_state, file = read_checkpoint(directory)
-    state = convert_gpt2_state_dict(hf_state, cfg, source=str(file))
-    # No data, no draws: the checkpoint (and the masks) give every value.
-    with torch.device("meta"), _SkipInit():
-        model = GPTModel(cfg)
+    state = convert_gpt2_state_dict(hf_state, cfg, source=str(file),
+                                    dtype=dtype, device=device)
+    del hf_state  # only state's tensors are kept
+    model = meta_model(cfg)  # no data, no draws: state gives every value
     model.load_state_dict(state, assign=True)  # strict: every key has a value
     if cfg.tie_weights:
         # assign=True installed two objects

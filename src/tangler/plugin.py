@@ -9,6 +9,8 @@
   that was changed by anything but a page (see `_retangle`).
 - A tangled block gets its target file as its title bar; an expected-output block gets
   the title "Output", so a reader sees where code goes and what it printed.
+- The page holding `<!-- api-reference -->` gets the API reference in its place: every
+  public name of the package under the chapter that defines it (`tangler.reference`).
 - Every page with Python blocks is also written out as a notebook beside the page, and
   `page.nb_url` points at it (the theme override shows a download button for it, as it
   does for the labs, whose source mkdocs-jupyter copies).
@@ -36,6 +38,7 @@ from tangler.core import (
     write,
 )
 from tangler.notebook import page_to_notebook
+from tangler.reference import REFERENCE_MARKER, reference_markdown
 
 log = get_plugin_logger(__name__)
 
@@ -98,6 +101,10 @@ class TanglePlugin(BasePlugin):
         self.synced = {t: text for t, text in expected.items() if t not in left_alone}
 
     def on_page_markdown(self, markdown, page, config, files):
+        if REFERENCE_MARKER in markdown:  # the API reference, made from the pages
+            root = Path(config["config_file_path"]).resolve().parent
+            generated = reference_markdown(root, Path(page.file.abs_src_path).resolve())
+            markdown = markdown.replace(REFERENCE_MARKER, generated)
         if page.file.src_uri.endswith(".md") and "```python" in markdown:
             self._write_notebook(markdown, page, config)
         return add_titles(markdown)
