@@ -1,4 +1,7 @@
-"""The command line, `python -m llm_from_scratch info | generate` (docs/using-the-package.md).
+"""The command line, `python -m llm_from_scratch info | generate | train` (docs/using-the-package.md).
+
+`train` itself is tested in tests/test_train.py and tests/test_train_ddp.py; here, its
+argument checks.
 
 The main paths run in a subprocess, exactly as a user types them; the many small argument
 checks call `main(argv)` in-process, which returns the same exit status.
@@ -94,7 +97,17 @@ def test_console_script():
 
 @pytest.mark.parametrize("argv, message", [
     ([], "the following arguments are required: command"),
-    (["train"], "invalid choice: 'train'"),
+    (["train"], "the following arguments are required: TEXT_FILE"),
+    (["tune"], "invalid choice: 'tune'"),
+    (["train", "t.txt", "--epochs", "0"], "--epochs: must be an integer >= 1, got 0"),
+    (["train", "t.txt", "--lr", "-1"], "--lr: must be a number > 0, got -1"),
+    (["train", "t.txt", "--lr", "fast"], "--lr: expected a number > 0, got 'fast'"),
+    (["train", "t.txt", "--train-ratio", "1"], "--train-ratio: must be in (0, 1), got 1"),
+    (["train", "t.txt", "--drop-rate", "1"], "--drop-rate: must be in [0, 1), got 1"),
+    (["train", "t.txt", "--batch-size", "0"], "--batch-size: must be an integer >= 1, got 0"),
+    (["train", "t.txt", "--preset", "gpt3"], "invalid choice: 'gpt3'"),
+    (["train", "t.txt", "--device", "tpu"], "invalid choice: 'tpu'"),
+    (["train", "t.txt", "--out", "a", "--resume", "b"], "not allowed with argument"),
     (["generate"], "the following arguments are required: --prompt"),
     (["generate", "--prompt", ""], "--prompt: must not be empty"),
     (["generate", "--prompt", "x", "--temperature", "nan"], "must be a number >= 0, got nan"),
@@ -120,7 +133,15 @@ def test_version_and_help_exit_0(capsys):
     assert capsys.readouterr().out.startswith("python -m llm_from_scratch ")
     assert main(["--help"]) == 0
     out = capsys.readouterr().out
-    assert "info" in out and "generate" in out
+    assert "info" in out and "generate" in out and "train" in out
+    assert main(["train", "--help"]) == 0
+    out = capsys.readouterr().out
+    for option in ("TEXT_FILE", "--out", "--resume", "--preset", "--context-length",
+                   "--emb-dim", "--n-layers", "--n-heads", "--drop-rate", "--epochs", "--lr",
+                   "--weight-decay", "--batch-size", "--stride", "--train-ratio", "--eval-freq",
+                   "--eval-iter", "--save-every", "--max-steps", "--seed", "--start-context",
+                   "--device", "book-124m", "(default: 0.0004)", "(default: 2)"):
+        assert option in out, option
     assert main(["generate", "--help"]) == 0
     out = capsys.readouterr().out
     for option in ("--prompt", "--max-new-tokens", "--temperature", "--top-k", "--top-p",

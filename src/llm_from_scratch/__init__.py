@@ -3,8 +3,45 @@
 #   docs/using-the-package.md
 
 
+from llm_from_scratch.cpu import optimize
+from llm_from_scratch.generate import generate, generate_text_simple
+from llm_from_scratch.kv_cache import KVCache
+from llm_from_scratch.model import (
+    GPT2_PRESETS,
+    GPT_CONFIG_124M,
+    GPTConfig,
+    GPTModel,
+    count_parameters,
+    gpt2_model,
+    init_gpt2_weights,
+)
+from llm_from_scratch.pretrained import load_gpt2, save_gpt2
+from llm_from_scratch.tokenizer import (
+    get_tokenizer,
+    text_to_token_ids,
+    token_ids_to_text,
+)
+from llm_from_scratch.train import (
+    calc_loss_batch,
+    calc_loss_loader,
+    create_dataloader_v1,
+    train_model_simple,
+)
+
+
 # --- from docs/using-the-package.md ------------------------------------------
 
-"""GPT-2 (124M) in PyTorch, built chapter by chapter; every module is generated from the docs."""
+# GPT-2 (124M) in PyTorch, built chapter by chapter. The names most programs
+# need are importable from the package itself, in the order the chapters
+# teach them; the API reference lists every module's names.
 
 __version__ = "0.1.0"
+
+__all__ = [
+    "GPT_CONFIG_124M", "GPTConfig", "GPT2_PRESETS", "GPTModel",
+    "count_parameters", "get_tokenizer", "text_to_token_ids",
+    "token_ids_to_text", "generate_text_simple", "generate", "gpt2_model",
+    "init_gpt2_weights", "load_gpt2", "save_gpt2", "KVCache", "optimize",
+    "create_dataloader_v1", "calc_loss_batch", "calc_loss_loader",
+    "train_model_simple",
+]

@@ -6,6 +6,7 @@
 import argparse
 import math
 import sys
+from dataclasses import fields
 from pathlib import Path
 
 import torch
@@ -15,6 +16,14 @@ from llm_from_scratch.generate import generate
 from llm_from_scratch.model import GPT2_PRESETS, GPTConfig, GPTModel, init_gpt2_weights
 from llm_from_scratch.pretrained import gpt2_checkpoint_shapes, load_gpt2
 from llm_from_scratch.tokenizer import END_OF_TEXT_ID, get_tokenizer
+from llm_from_scratch.train import (
+    OtherProcessFailed,
+    TRAIN_PRESETS,
+    TrainSettings,
+    is_training_checkpoint,
+    load_trained_model,
+    run_training,
+)
 
 
 # --- from docs/using-the-package.md ------------------------------------------
@@ -42,7 +51,8 @@ def build_parser() -> argparse.ArgumentParser:
     name = Path(sys.argv[0]).name
     parser = argparse.ArgumentParser(
         prog=name if name == "llm-from-scratch" else "python -m llm_from_scratch",
-        description="GPT-2 built chapter by chapter: inspect a configuration, or generate text.",
+        description="GPT-2 built chapter by chapter: inspect a configuration, generate text, "
+                    "or train a model.",
         epilog="Run '<command> --help' for a command's options.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
@@ -76,10 +86,57 @@ def build_parser() -> argparse.ArgumentParser:
     source = gen.add_mutually_exclusive_group()
     source.add_argument("--weights", metavar="DIR",
                         help="a GPT-2 checkpoint directory (config.json + model.safetensors), "
-                             "or a Hub name such as gpt2 to download")
+                             "a directory written by train, or a Hub name such as gpt2 to "
+                             "download")
     source.add_argument("--preset", choices=GPT2_PRESETS, default="gpt2-small", metavar="NAME",
                         help=f"size of the random model when there are no --weights: {sizes} "
                              "(default: %(default)s)")
+
+    trn = commands.add_parser(
+        "train", help="pretrain a model on a text file",
+        description="Pretrain a model on a UTF-8 text with the book's training loop "
+                    "(chapter 14). The defaults are the book's chapter 5 recipe. Under "
+                    "torchrun, it trains on all the processes torchrun starts.")
+    trn.add_argument("text", metavar="TEXT_FILE", help="the text to train on (UTF-8)")
+    where = trn.add_mutually_exclusive_group()
+    where.add_argument("--out", metavar="DIR", help="where to save checkpoint.pt and "
+                       "losses.jsonl (default: runs/ and the name of TEXT_FILE)")
+    where.add_argument("--resume", metavar="DIR", help="continue the run saved in DIR")
+    trn.add_argument("--preset", choices=TRAIN_PRESETS, metavar="NAME",
+                     help=f"model size: {', '.join(TRAIN_PRESETS)} (default: book-124m, the "
+                          "book's GPT_CONFIG_124M with 256 tokens of context)")
+    count = _number(int, lambda v: v >= 1, "an integer >= 1")
+    for flag in ("--context-length", "--emb-dim", "--n-layers", "--n-heads"):
+        trn.add_argument(flag, type=count, metavar="N",
+                         help=f"change the preset's {flag[2:].replace('-', '_')}")
+    trn.add_argument("--drop-rate", type=_number(float, lambda v: 0 <= v < 1, "in [0, 1)"),
+                     metavar="P", help="change the preset's dropout rate")
+    positive = _number(float, lambda v: math.isfinite(v) and v > 0, "a number > 0")
+    settings = [  # flag, type, metavar, help; the defaults are TrainSettings'
+        ("--epochs", count, "N", "passes over the training part of the text"),
+        ("--lr", positive, "LR", "AdamW's learning rate"),
+        ("--weight-decay", _number(float, lambda v: math.isfinite(v) and v >= 0,
+                                   "a number >= 0"), "WD", "AdamW's weight decay"),
+        ("--batch-size", count, "N", "windows per process and step"),
+        ("--stride", count, "N", "tokens from one window's start to the next "
+                                 "(default: the context length)"),
+        ("--train-ratio", _number(float, lambda v: 0 < v < 1, "in (0, 1)"), "R",
+         "share of the text to train on; the rest validates"),
+        ("--eval-freq", count, "N", "evaluate every N steps"),
+        ("--eval-iter", count, "N", "batches of each part per evaluation"),
+        ("--save-every", count, "N", "steps between checkpoints"),
+        ("--max-steps", count, "N", "stop after N steps, saving a checkpoint "
+                                    "(--resume continues)"),
+        ("--seed", int, "N", "seed of the model's draws and of the shuffles"),
+        ("--start-context", _text, "TEXT", "the prompt of the samples"),
+    ]
+    defaults = TrainSettings()
+    for flag, kind, metavar, text in settings:
+        default = getattr(defaults, flag[2:].replace("-", "_"))
+        shown = f" (default: {default})" if default and "default" not in text else ""
+        trn.add_argument(flag, type=kind, metavar=metavar, help=text + shown)
+    trn.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), default="auto",
+                     help="auto (the default): a CUDA GPU if there is one, else the CPU")
     return parser
 
 
@@ -110,7 +167,9 @@ def run_info(args) -> int:
 
 def run_generate(args) -> int:
     torch.manual_seed(args.seed)
-    if args.weights is not None:
+    if args.weights is not None and is_training_checkpoint(args.weights):
+        model = load_trained_model(args.weights)  # written by train (chapter 14)
+    elif args.weights is not None:
         model = load_gpt2(args.weights)
     else:
         model = init_gpt2_weights(GPTModel(GPTConfig.from_preset(args.preset))).eval()
@@ -132,6 +191,21 @@ def run_generate(args) -> int:
     return 0
 
 
+MODEL_OPTIONS = ("context_length", "emb_dim", "n_layers", "n_heads", "drop_rate")
+
+
+def run_train(args) -> int:
+    model = {k: getattr(args, k) for k in MODEL_OPTIONS if getattr(args, k) is not None}
+    if args.preset is not None or args.resume is None:  # a resumed run keeps its size
+        model = {**TRAIN_PRESETS[args.preset or "book-124m"], **model}
+    settings = {f.name: getattr(args, f.name) for f in fields(TrainSettings)
+                if getattr(args, f.name) is not None}
+    out = args.resume or args.out or Path("runs") / Path(args.text).stem
+    outcome = run_training(args.text, out, model, settings, resume=args.resume is not None,
+                           device=args.device)
+    return 130 if outcome == "interrupted" else 0  # 130: stopped by Ctrl-C
+
+
 def main(argv=None) -> int:
     """Run the command line with argv (default: sys.argv[1:]); return the exit status."""
     parser = build_parser()
@@ -139,12 +213,17 @@ def main(argv=None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as stop:  # --help, --version, or a usage error already reported
         return 0 if stop.code is None else int(stop.code)
-    run = {"info": run_info, "generate": run_generate}[args.command]
+    run = {"info": run_info, "generate": run_generate, "train": run_train}[args.command]
     try:
         return run(args)
     except (OSError, ValueError) as err:  # missing weights, a checkpoint that does not fit
         print(f"error: {err}", file=sys.stderr)
         return 1
+    except OtherProcessFailed:  # under torchrun: the first process says why
+        return 1
+    except KeyboardInterrupt:  # a second Ctrl-C while training, or one before it
+        print("interrupted; nothing saved since the last checkpoint", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":
