@@ -88,9 +88,11 @@ def build_models(seed: int = 0):
 
 
 def adopted(model) -> dict:
-    """Which layers optimize gave which path."""
+    """Which modules optimize gave a fused kernel, and which layers which path."""
     layers = [(name, m) for name, m in model.named_modules() if isinstance(m, cpu.FastLinear)]
-    return {"one_row": [n for n, m in layers if m.one_row], "sliced": [n for n, m in layers if m.sliced]}
+    fused = sorted({type(m).__name__ for m in model.modules() if type(m) in cpu.FUSED.values()})
+    return {"fused": fused, "one_row": [n for n, m in layers if m.one_row],
+            "sliced": [n for n, m in layers if m.sliced]}
 
 
 def timed(fn) -> float:
@@ -154,8 +156,9 @@ def main() -> None:
     plain, optimized, hf, optimize_s = build_models()
     results["optimize_s"] = optimize_s
     results["adopted"] = adopted(optimized)
-    print(f"cpu.optimize took {optimize_s:.2f} s; one-row path on {len(results['adopted']['one_row'])} "
-          f"layers, sliced: {results['adopted']['sliced'] or 'none'}")
+    print(f"cpu.optimize took {optimize_s:.2f} s; fused: {', '.join(results['adopted']['fused']) or 'none'}; "
+          f"one-row path on {len(results['adopted']['one_row'])} layers, "
+          f"sliced: {results['adopted']['sliced'] or 'none'}")
 
     print(f"\nmedian seconds{'':<12}   plain  optimized  transformers  tf/plain   tf/opt  plain/opt")
     for batch, tokens in [(1, 128), (4, 256)]:

@@ -190,12 +190,13 @@ def test_random_weights_get_gpt2_initialisation(monkeypatch, capsys):
     import llm_from_scratch.__main__ as cli
 
     initialised = []
+    real = cli.gpt2_model
 
-    def spy(model):
-        initialised.append(model)
-        return init_gpt2_weights(model)
+    def spy(*args, **kwargs):
+        initialised.append(real(*args, **kwargs))
+        return initialised[-1]
 
-    monkeypatch.setattr(cli, "init_gpt2_weights", spy)
+    monkeypatch.setattr(cli, "gpt2_model", spy)
     assert main(["generate", "--prompt", "Hello", "--max-new-tokens", "0"]) == 0
     assert capsys.readouterr().out == "Hello\n"
     (model,) = initialised

@@ -396,3 +396,17 @@ if __name__ == "__main__":
     os.environ.setdefault("MPLBACKEND", "Agg")
     draw_figure()
     print(f"wrote {FIGURE}")
+
+
+@pytest.mark.parametrize("settings, error", [
+    (dict(epochs="10"), TypeError), (dict(epochs=2.5), TypeError),
+    (dict(batch_size=True), TypeError), (dict(lr="4e-4"), TypeError),
+    (dict(epochs=0), ValueError), (dict(train_ratio=1.0), ValueError),
+])
+def test_training_settings_of_a_wrong_type_or_value_are_refused(settings, error):
+    from llm_from_scratch.train import TrainSettings
+
+    (name,) = settings
+    with pytest.raises(error, match=name):
+        TrainSettings(**settings)
+    TrainSettings(lr=1)  # an int is a fine float

@@ -13,8 +13,8 @@ import torch
 
 from llm_from_scratch import __version__
 from llm_from_scratch.generate import generate
-from llm_from_scratch.model import GPT2_PRESETS, GPTConfig, GPTModel, init_gpt2_weights
-from llm_from_scratch.pretrained import gpt2_checkpoint_shapes, load_gpt2
+from llm_from_scratch.model import GPT2_PRESETS, GPTConfig, count_parameters, gpt2_model
+from llm_from_scratch.pretrained import load_gpt2
 from llm_from_scratch.tokenizer import END_OF_TEXT_ID, get_tokenizer
 from llm_from_scratch.train import (
     OtherProcessFailed,
@@ -143,21 +143,14 @@ def build_parser() -> argparse.ArgumentParser:
 MB = 1024**2
 
 
-def _parameter_count(cfg: GPTConfig) -> int:
-    """Parameters of a GPT-2 with configuration cfg: the sizes of the tensors its checkpoint
-    holds (lm_head only if untied). Nothing is built, so this is instant even for XL."""
-    shapes = gpt2_checkpoint_shapes(cfg)
-    if cfg.tie_weights:
-        del shapes["lm_head.weight"]
-    return sum(math.prod(shape) for shape in shapes.values())
-
-
 def run_info(args) -> int:
     cfg = GPTConfig.from_preset(args.preset)
     print(f"{args.preset}")
     for field, value in cfg.to_dict().items():
         print(f"  {field:<16}{value}")
-    counts = [_parameter_count(GPTConfig.from_preset(args.preset, tie_weights=tied)) for tied in (True, False)]
+    # Counted on the meta device (chapter 8): nothing is allocated, even for XL.
+    counts = [count_parameters(GPTConfig.from_preset(args.preset, tie_weights=tied))
+              for tied in (True, False)]
     print(f"{'':<18}{'tied (GPT-2)':>16}{'untied':>16}")
     print(f"{'parameters':<18}{counts[0]:>16,}{counts[1]:>16,}")
     for dtype, size in (("float32", 4), ("bfloat16", 2)):  # bytes per value
@@ -172,7 +165,7 @@ def run_generate(args) -> int:
     elif args.weights is not None:
         model = load_gpt2(args.weights)
     else:
-        model = init_gpt2_weights(GPTModel(GPTConfig.from_preset(args.preset))).eval()
+        model = gpt2_model(args.preset).eval()  # GPT-2's start (chapter 10)
         print(f"note: no --weights given, so this {args.preset} has random weights and "
               "writes gibberish; see chapter 11 for loading GPT-2's weights", file=sys.stderr)
     tokenizer = get_tokenizer()

@@ -99,8 +99,9 @@ def cached_attention(att, x, layer_cache):
     past = keys.shape[2] - new  # tokens cached before these
     attn_scores = queries @ keys.transpose(2, 3)  # (b, heads, new, all)
     # The new tokens sit at positions past, ..., past + new - 1: their rows
-    # of the book's mask, over every key so far.
-    mask_bool = att.mask.bool()[past:past + new, :past + new]
+    # of the book's mask, over every key so far (sliced before the .bool(),
+    # which would otherwise convert all context_length² entries every step).
+    mask_bool = att.mask[past:past + new, :past + new].bool()
     attn_scores.masked_fill_(mask_bool, -torch.inf)
     attn_weights = torch.softmax(attn_scores / keys.shape[-1]**0.5, dim=-1)
     attn_weights = att.dropout(attn_weights)

@@ -274,6 +274,10 @@ TRAIN_PRESETS = {"book-124m": GPTConfig(context_length=256).to_dict(),
                  **GPT2_PRESETS}
 
 
+# The types each setting accepts (an int is a fine float: lr=1).
+KINDS = {int: int, float: (int, float), str: str}
+
+
 @dataclass
 class TrainSettings:
     """How the train command trains; the defaults are the book's chapter 5."""
@@ -292,6 +296,12 @@ class TrainSettings:
     start_context: str = "Every effort moves you"
 
     def __post_init__(self):
+        for f in fields(self):  # a wrong type first: TypeError
+            value = getattr(self, f.name)
+            if (isinstance(value, bool)
+                    or not isinstance(value, KINDS[f.type])):
+                raise TypeError(f"{f.name} must be {f.type.__name__}, "
+                                f"got {value!r}")
         for name in ("epochs", "batch_size", "eval_freq", "eval_iter",
                      "save_every"):
             if getattr(self, name) < 1:
