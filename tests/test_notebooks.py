@@ -11,7 +11,14 @@ import nbformat
 import pytest
 from jupyter_client.manager import start_new_kernel
 
+from tangler.core import scan_fences
+
 CHAPTERS = sorted(p.stem for p in (Path(__file__).parents[1] / "docs" / "chapters").glob("*.md"))
+# Chapters whose notebook is read but not run, to keep the suite within its time:
+# chapter 10 builds GPT-2 small at full size several times and chapter 14 trains a
+# model, and pytest-codeblocks runs the very same blocks on the page already. Their
+# notebooks must still hold every code block of the page, in the page's order.
+READ_ONLY = {"10-gpt2-weights", "14-pretraining"}
 
 
 @pytest.fixture(scope="module")
@@ -41,6 +48,12 @@ def test_chapter_notebook_runs(built_site, kernel, chapter, tmp_path):
     notebook = nbformat.read(built_site / "chapters" / chapter / f"{chapter}.ipynb", as_version=4)
     cells = [cell.source for cell in notebook.cells if cell.cell_type == "code"]
     assert cells, f"{chapter}: a notebook without code"
+    if chapter in READ_ONLY:
+        page = (Path(__file__).parents[1] / "docs" / "chapters" / f"{chapter}.md").read_text()
+        blocks = [f.code for f in scan_fences(page, chapter) if f.info.strip() == "python"
+                  and not any("tangle: src/llm_from_scratch/__main__.py" in c for c in f.comments)]
+        assert [c.strip() for c in cells] == [b.strip() for b in blocks]
+        return
     assert run(kernel, f"%reset -f\nimport os\nos.chdir({str(tmp_path)!r})") == []
     for number, source in enumerate(cells, start=1):
         errors = run(kernel, source)
