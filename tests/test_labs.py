@@ -43,15 +43,24 @@ def test_every_seed_script_has_a_lab():
     assert sorted(p.stem for p in LABS.glob("*.py")) == sorted(SEED_SCRIPTS)
 
 
-@pytest.fixture(scope="module")
-def lab_runs(tmp_path_factory):
+def start_lab_runs(folder: Path) -> subprocess.Popen:
+    """Start running every lab in one process, in `folder`; conftest.py calls this when
+    the tests are collected, so the labs run while other tests do."""
     paths = [str(LABS / f"{name}.py") for name in SEED_SCRIPTS]
-    result = subprocess.run(
-        [sys.executable, "-c", RUN_ALL, *paths], cwd=tmp_path_factory.mktemp("labs"),
-        env=dict(os.environ, MPLBACKEND="Agg"), capture_output=True, text=True, timeout=600,
+    return subprocess.Popen(
+        [sys.executable, "-c", RUN_ALL, *paths], cwd=folder,
+        env=dict(os.environ, MPLBACKEND="Agg"), stdout=(folder / "out.json").open("w"),
+        stderr=subprocess.STDOUT,
     )
-    assert result.returncode == 0, result.stderr[-3000:]
-    return {Path(path).stem: run for path, run in json.loads(result.stdout).items()}
+
+
+@pytest.fixture(scope="module")
+def lab_runs(background):
+    process, folder = background("lab_runs")
+    process.wait(timeout=600)
+    output = (folder / "out.json").read_text()
+    assert process.returncode == 0, output[-3000:]
+    return {Path(path).stem: run for path, run in json.loads(output).items()}
 
 
 @pytest.mark.parametrize("name", SEED_SCRIPTS)
