@@ -34,35 +34,12 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from provenance import commit, processor  # beside this file
+
 NAMES = ("plain", "optimized", "transformers")
 HF_CONFIG = dict(n_embd=768, n_layer=12, n_head=12, n_positions=256, vocab_size=50257,
                  resid_pdrop=0.1, embd_pdrop=0.1, attn_pdrop=0.1)
 LR, WEIGHT_DECAY = 4e-4, 0.1
-
-
-def processor() -> str:
-    """The processor's model name and its widest vector instructions, per Linux."""
-    try:
-        info = Path("/proc/cpuinfo").read_text()
-        name = next(line.split(":", 1)[1].strip() for line in info.splitlines()
-                    if line.startswith("model name"))
-        flags = "AVX-512" if "avx512f" in info else "AVX2" if "avx2" in info else "no AVX2"
-        return f"{name} ({flags})"
-    except (OSError, StopIteration):
-        return platform.processor() or platform.machine()
-
-
-def commit() -> str:
-    """The git commit measured, with '+changes' if the working tree differs from it."""
-    root = Path(__file__).resolve().parents[1]
-    try:
-        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True,
-                              text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "src", "benchmarks"],
-                               cwd=root, capture_output=True, text=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-    return head + ("+changes" if dirty else "")
 
 
 def book_batch():

@@ -15,14 +15,10 @@ shared and noisy: only the ratios mean much, and they move from run to run.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
-import platform
 import statistics
-import subprocess
 import tempfile
 import time
-from pathlib import Path
 
 import torch
 from transformers import GPT2Config, GPT2LMHeadModel
@@ -30,41 +26,14 @@ from transformers import GPT2Config, GPT2LMHeadModel
 from llm_from_scratch import cpu
 from llm_from_scratch.generate import generate, generate_text_simple
 from llm_from_scratch.pretrained import load_gpt2
+from provenance import commit, package_sha256, processor  # beside this file
 
 GPT2_SMALL = dict(n_embd=768, n_layer=12, n_head=12, n_positions=1024, vocab_size=50257)
 NAMES = ("plain", "optimized", "transformers")
 
 
-def processor() -> str:
-    """The processor's model name and its widest vector instructions, as Linux reports them."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            info = f.read()
-        name = next(line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("model name"))
-        flags = "AVX-512" if "avx512f" in info else "AVX2" if "avx2" in info else "no AVX2"
-        return f"{name} ({flags})"
-    except (OSError, StopIteration):
-        return platform.processor() or platform.machine()
-
-
-# The package's modules this benchmark runs: their hash dates a result
-# (tests/test_benchmarks.py fails when a quoted result is older than the code).
+# The package's modules this benchmark runs: their hash dates a result.
 MEASURED = ("model.py", "generate.py", "kv_cache.py", "cpu.py", "pretrained.py")
-
-
-def code_version() -> dict:
-    """The commit and a hash of the code measured, so a quoted result can be
-    traced to (and checked against) the code it measured."""
-    package = Path(__file__).resolve().parents[1] / "src" / "llm_from_scratch"
-    digest = hashlib.sha256()
-    for name in MEASURED:
-        digest.update(name.encode() + b"\0" + (package / name).read_bytes())
-    try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=package, capture_output=True,
-                                text=True, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        commit = "unknown"
-    return {"commit": commit, "package_sha256": digest.hexdigest()}
 
 
 def build_models(seed: int = 0):
@@ -149,7 +118,7 @@ def main() -> None:
         "torch": torch.__version__,
         "transformers": transformers.__version__,
         "command": "python benchmarks/bench_vs_transformers.py" + (" --quick" if args.quick else ""),
-        **code_version(),
+        "commit": commit(), "package_sha256": package_sha256(MEASURED),
     }
     print(f"{results['processor']}, {results['threads']} threads; torch {torch.__version__}, "
           f"transformers {transformers.__version__}")

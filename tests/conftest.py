@@ -1,5 +1,5 @@
-"""Shared test setup: the hypothesis profile, and one strict site build per session,
-started in the background as soon as the collected tests show that one needs it."""
+"""Shared test setup: the hypothesis profile, and the slow jobs some tests wait for (the
+site build, the labs run as scripts), started in the background at collection time."""
 
 import os
 import shutil
@@ -21,8 +21,38 @@ settings.register_profile("thorough", max_examples=500, deadline=None, database=
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 ROOT = Path(__file__).resolve().parents[1]
-_build = {}  # the background `mkdocs build`: its process and site folder
-_jobs = {}  # other background jobs, by the fixture that waits for them: (process, folder)
+_jobs = {}  # fixture name -> (process, folder) of the background job it waits for
+
+
+def start_site_build(folder: Path) -> subprocess.Popen:
+    """`mkdocs build --strict` into folder/site, its output in folder/out.txt (a file:
+    a pipe could fill up and stall the build)."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(folder / "site")],
+        cwd=ROOT, stdout=(folder / "out.txt").open("w"), stderr=subprocess.STDOUT,
+    )
+
+
+def pytest_collection_modifyitems(session, config, items):
+    """Run the tests that wait for a background job last, and start the jobs now: the
+    site build (mostly the execution of the labs, about a minute on a fresh clone) and
+    the labs run as scripts take the spare core while the other tests run."""
+    starters = {"built_site": lambda item: start_site_build,
+                "lab_runs": lambda item: item.module.start_lab_runs}
+    waiting = [item for item in items if set(starters) & set(getattr(item, "fixturenames", ()))]
+    items[:] = [item for item in items if item not in waiting] + waiting
+    for item in waiting:
+        for name in set(starters) & set(item.fixturenames) - set(_jobs):
+            folder = Path(tempfile.mkdtemp(prefix=f"{name}-"))
+            _jobs[name] = (starters[name](item)(folder), folder)
+
+
+def pytest_sessionfinish(session, exitstatus):
+    for process, folder in _jobs.values():
+        if process.poll() is None:
+            process.kill()  # an interrupted or filtered run: do not leave it behind
+            process.wait()
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
@@ -31,52 +61,14 @@ def background():
     return lambda name: _jobs[name]
 
 
-def pytest_collection_modifyitems(session, config, items):
-    """Run the tests that wait for a background job last, and start the jobs now: the
-    site build (mostly the execution of the labs, about a minute on a fresh clone) and
-    the labs run as scripts take the spare core while the other tests run."""
-    waiting = [item for item in items
-               if {"built_site", "lab_runs"} & set(getattr(item, "fixturenames", ()))]
-    items[:] = [item for item in items if item not in waiting] + waiting
-    for item in waiting:
-        if "lab_runs" in item.fixturenames and "lab_runs" not in _jobs:
-            folder = Path(tempfile.mkdtemp(prefix="labs-"))
-            _jobs["lab_runs"] = (item.module.start_lab_runs(folder), folder)
-    if not any("built_site" in item.fixturenames for item in waiting):
-        return
-    folder = Path(tempfile.mkdtemp(prefix="site-build-"))
-    _build["folder"], _build["site"] = folder, folder / "site"
-    _build["log"] = open(folder / "build.log", "w+")  # a file: a pipe could fill and stall it
-    _build["process"] = subprocess.Popen(
-        [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(_build["site"])],
-        cwd=ROOT, stdout=_build["log"], stderr=subprocess.STDOUT,
-    )
-
-
-def pytest_sessionfinish(session, exitstatus):
-    for process, folder in _jobs.values():
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-        shutil.rmtree(folder, ignore_errors=True)
-    process = _build.get("process")
-    if process is not None and process.poll() is None:
-        process.kill()  # an interrupted or filtered run: do not leave it behind
-        process.wait()
-    if "folder" in _build:
-        _build["log"].close()
-        shutil.rmtree(_build["folder"], ignore_errors=True)
-
-
 @pytest.fixture(scope="session")
-def built_site() -> Path:
+def built_site(background) -> Path:
     """`mkdocs build --strict` into a temporary folder; the build executes every lab.
 
     The build writes only the site folder: its tangle plugin checks src/ and fails, naming
     the file, if the package differs from the pages (it never re-tangles here).
     """
-    process = _build["process"]
+    process, folder = background("built_site")
     process.wait(timeout=1200)
-    _build["log"].seek(0)
-    assert process.returncode == 0, _build["log"].read()[-8000:]
-    return _build["site"]
+    assert process.returncode == 0, (folder / "out.txt").read_text()[-8000:]
+    return folder / "site"
