@@ -48,6 +48,13 @@ def test_logits_have_shape_batch_tokens_vocab(case):
     assert torch.isfinite(logits).all()
 
 
+# Float32 rounding, not a leak: products of another shape add in another order, and the
+# book's layer norm divides by sqrt(var + eps), which for vectors 3 wide can be small
+# enough to magnify that rounding past 1e-5 (seen: 1.9e-5). A real leak moves logits
+# by far more.
+TOL = 1e-4
+
+
 @given(model_and_ids(), st.data())
 def test_causality_later_tokens_do_not_change_earlier_outputs(case, data):
     model, ids = case
@@ -57,7 +64,7 @@ def test_causality_later_tokens_do_not_change_earlier_outputs(case, data):
     changed[:, cut:] = torch.randint(0, model.cfg.vocab_size, changed[:, cut:].shape)
     with torch.no_grad():
         a, b = model(ids), model(changed)
-    torch.testing.assert_close(a[:, :cut], b[:, :cut], atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(a[:, :cut], b[:, :cut], atol=TOL, rtol=TOL)
 
 
 @given(model_and_ids(min_batch=2))
@@ -66,7 +73,7 @@ def test_rows_of_a_batch_are_independent(case):
     with torch.no_grad():
         together = model(ids)
         alone = torch.cat([model(row.unsqueeze(0)) for row in ids])
-    torch.testing.assert_close(together, alone, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(together, alone, atol=TOL, rtol=TOL)
 
 
 @given(small_configs(), st.integers(0, 2**16))
