@@ -13,7 +13,6 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import ONE_THREAD
 from pytest_codeblocks import extract_from_file
 
 LABS = Path(__file__).resolve().parents[1] / "docs" / "labs"
@@ -50,7 +49,7 @@ def start_lab_runs(folder: Path) -> subprocess.Popen:
     paths = [str(LABS / f"{name}.py") for name in SEED_SCRIPTS]
     return subprocess.Popen(
         [sys.executable, "-c", RUN_ALL, *paths], cwd=folder,
-        env=dict(ONE_THREAD, MPLBACKEND="Agg"), stdout=(folder / "out.json").open("w"),
+        env=dict(os.environ, MPLBACKEND="Agg"), stdout=(folder / "out.json").open("w"),
         stderr=subprocess.STDOUT,
     )
 
