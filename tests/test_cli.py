@@ -1,4 +1,4 @@
-"""The command line, `python -m llm_from_scratch info | generate | train` (docs/using-the-package.md).
+"""The command line, `python -m llm_from_scratch info | generate | train` (docs/command-line.md).
 
 `train` itself is tested in tests/test_train.py and tests/test_train_ddp.py; here, its
 argument checks.
