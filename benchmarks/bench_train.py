@@ -34,12 +34,14 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from provenance import commit, processor  # beside this file
+from provenance import code_sha256, commit, processor  # beside this file
 
 NAMES = ("plain", "optimized", "transformers")
 HF_CONFIG = dict(n_embd=768, n_layer=12, n_head=12, n_positions=256, vocab_size=50257,
                  resid_pdrop=0.1, embd_pdrop=0.1, attn_pdrop=0.1)
 LR, WEIGHT_DECAY = 4e-4, 0.1
+# The modules whose code the timed steps run (the data loader only picks the batch).
+MEASURED = ("model.py", "cpu.py", "pretrained.py")
 
 
 def book_batch():
@@ -175,6 +177,7 @@ def main():
         "processor": processor(), "threads": torch.get_num_threads(),
         "torch": torch.__version__, "transformers": transformers.__version__,
         "python": platform.python_version(), "commit": commit(),
+        "modules": list(MEASURED), "code_sha256": code_sha256(MEASURED),
         "repeats": repeats, "loss_before_training": losses,
         "optimize_adopted": adopted,
         "seconds": times, "median_seconds": median,

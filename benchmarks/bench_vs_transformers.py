@@ -26,7 +26,7 @@ from transformers import GPT2Config, GPT2LMHeadModel
 from llm_from_scratch import cpu
 from llm_from_scratch.generate import generate, generate_text_simple
 from llm_from_scratch.pretrained import load_gpt2
-from provenance import commit, package_sha256, processor  # beside this file
+from provenance import code_sha256, commit, processor  # beside this file
 
 GPT2_SMALL = dict(n_embd=768, n_layer=12, n_head=12, n_positions=1024, vocab_size=50257)
 NAMES = ("plain", "optimized", "transformers")
@@ -118,7 +118,7 @@ def main() -> None:
         "torch": torch.__version__,
         "transformers": transformers.__version__,
         "command": "python benchmarks/bench_vs_transformers.py" + (" --quick" if args.quick else ""),
-        "commit": commit(), "package_sha256": package_sha256(MEASURED),
+        "commit": commit(), "modules": list(MEASURED), "code_sha256": code_sha256(MEASURED),
     }
     print(f"{results['processor']}, {results['threads']} threads; torch {torch.__version__}, "
           f"transformers {transformers.__version__}")

@@ -1,7 +1,9 @@
 """What a benchmark result records about where it was measured: the processor, the
-commit, and a hash of the package's modules it ran (so a quoted result can be traced
-to the code it measured). Shared by the benchmarks beside this file."""
+commit, and a hash of the code of the package's modules it ran, so that a quoted result
+can be traced to the code it measured, and a test (tests/test_benchmark_files.py) fails
+once that code changes. Shared by the benchmarks beside this file."""
 
+import ast
 import hashlib
 import platform
 import subprocess
@@ -35,9 +37,27 @@ def commit() -> str:
     return head + ("+changes" if dirty else "")
 
 
-def package_sha256(modules) -> str:
-    """A hash of the named modules of src/llm_from_scratch/, e.g. ("model.py",)."""
+def _code_only(source: str) -> str:
+    """The module's code without its comments and documentation strings (every
+    statement that is a bare string: docstrings, and those documenting constants),
+    in a canonical layout."""
+    tree = ast.parse(source)
+    for node in ast.walk(tree):
+        body = getattr(node, "body", None)
+        if isinstance(body, list):
+            kept = [s for s in body if not (isinstance(s, ast.Expr)
+                                            and isinstance(s.value, ast.Constant)
+                                            and isinstance(s.value.value, str))]
+            node.body = kept or [ast.Pass()]
+    return ast.unparse(tree)
+
+
+def code_sha256(modules, package: Path = PACKAGE) -> str:
+    """A hash of the code of the named modules of package (src/llm_from_scratch/), e.g.
+    ("model.py",): a change to what runs changes it, an edited docstring or comment
+    does not (a benchmark's figures do not depend on them)."""
     digest = hashlib.sha256()
     for name in modules:
-        digest.update(name.encode() + b"\0" + (PACKAGE / name).read_bytes())
+        code = _code_only((package / name).read_text(encoding="utf-8"))
+        digest.update(name.encode() + b"\0" + code.encode() + b"\0")
     return digest.hexdigest()

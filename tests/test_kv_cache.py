@@ -308,6 +308,19 @@ def test_cache_length_after_generation(prompt_length, new_tokens):
         assert layer.keys.shape == (2, 4, prompt_length + new_tokens - 1, 8)
 
 
+def test_cached_logits_refuses_a_text_that_did_not_grow():
+    model = scrambled(CONFIGS["base"])
+    cached = CachedLogits(model, model.cfg.context_length)
+    idx = random_ids(model.cfg, 2, 5)
+    with torch.no_grad():
+        cached(idx)
+        with pytest.raises(ValueError, match="the text has 5 tokens and the cache was fed 5"):
+            cached(idx)
+        with pytest.raises(ValueError, match="grown by at least one id"):
+            cached(idx[:, :3])
+        assert cached(torch.cat([idx, idx[:, :1]], dim=1)).shape == (2, model.cfg.vocab_size)
+
+
 def test_generate_feeds_one_token_per_step_after_the_prefill():
     model = scrambled(CONFIGS["base"])
     context, prompt_length, new_tokens = model.cfg.context_length, 5, 20

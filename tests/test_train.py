@@ -102,6 +102,15 @@ def test_a_loader_without_batches_is_an_error_not_nan():
         calc_loss_loader(loader, None, "cpu")
 
 
+@pytest.mark.parametrize("num_batches, error", [(0, ValueError), (-1, ValueError),
+                                                 (1.5, TypeError), (True, TypeError)])
+def test_num_batches_is_a_count_of_at_least_one(num_batches, error):
+    loader = create_dataloader_v1("one two three four five six seven eight", batch_size=1,
+                                  max_length=4, stride=4)
+    with pytest.raises(error, match="num_batches must be an int >= 1 or None"):
+        calc_loss_loader(loader, None, "cpu", num_batches=num_batches)
+
+
 BOOK_CONFIG = {"vocab_size": 50257, "context_length": 256, "emb_dim": 768, "n_heads": 12,
                "n_layers": 12, "drop_rate": 0.1, "qkv_bias": False}
 

@@ -18,7 +18,18 @@ from llm_from_scratch.model import GELU, LayerNorm, MultiHeadAttention
 def one_row_product(x: torch.Tensor, weight: torch.Tensor,
                     bias=None) -> torch.Tensor:
     """x @ weight.T + bias for an x holding one row, the weight read by all
-    threads: an equal share of its rows per thread, in one batched product."""
+    threads: an equal share of its rows per thread, in one batched product.
+
+    Args:
+        x: (..., in_features) holding one row (x.numel() == in_features),
+            float in weight's dtype.
+        weight: (out_features, in_features).
+        bias (torch.Tensor | None): (out_features,), the same dtype, or
+            None.
+
+    Returns:
+        (..., out_features), x's dtype.
+    """
     parts = torch.get_num_threads()
     out_features, in_features = weight.shape
     share = out_features // parts  # weight rows per thread
@@ -38,14 +49,26 @@ def one_row_product(x: torch.Tensor, weight: torch.Tensor,
     return out
 
 
-# weight rows per product in sliced_product (1.5 MB of GPT-2's head)
 SLICE_ROWS = 512
+"""Weight rows per product in sliced_product (1.5 MB of GPT-2's head)."""
 
 
 def sliced_product(x: torch.Tensor, weight: torch.Tensor, bias=None,
                    rows: int = SLICE_ROWS) -> torch.Tensor:
     """x @ weight.T + bias, `rows` rows of the weight at a time, each result
-    written into its place in one output."""
+    written into its place in one output.
+
+    Args:
+        x: (..., in_features), float in weight's dtype.
+        weight: (out_features, in_features).
+        bias (torch.Tensor | None): (out_features,), the same dtype, or
+            None.
+        rows: weight rows per product.
+
+    Returns:
+        (..., out_features), in the dtype F.linear gives (x's, unless
+            autocast changes it).
+    """
     weights = weight.split(rows)
     biases = [None] * len(weights) if bias is None else bias.split(rows)
     # its dtype is the output's (autocast may change it)
@@ -59,6 +82,7 @@ def sliced_product(x: torch.Tensor, weight: torch.Tensor, bias=None,
 
 
 PATHS = ("one_row", "sliced")
+"""The CPU paths use_path can give a linear layer."""
 
 
 class FastLinear(nn.Linear):
@@ -70,6 +94,8 @@ class FastLinear(nn.Linear):
     sliced = False
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x: (..., in_features) float in the weight's dtype
+        -> (..., out_features), same dtype."""
         needs_grad = torch.is_grad_enabled() and (
             x.requires_grad or self.weight.requires_grad)
         if x.device.type == "cpu" and not needs_grad:
@@ -102,6 +128,8 @@ class FusedLayerNorm(LayerNorm):
     """LayerNorm in one kernel: the same formula, parameters and eps."""
 
     def forward(self, x):
+        """x: (..., emb_dim) float in the parameters' dtype -> same shape and
+        dtype."""
         return F.layer_norm(x, self.scale.shape, self.scale, self.shift,
                             self.eps)
 
@@ -110,6 +138,7 @@ class FusedGELU(GELU):
     """GELU's tanh approximation in one kernel."""
 
     def forward(self, x):
+        """x: any shape (...), float -> same shape and dtype."""
         return F.gelu(x, approximate="tanh")
 
 
@@ -118,6 +147,8 @@ class FusedAttention(MultiHeadAttention):
     scaling, softmax and dropout on the weights, in one call."""
 
     def forward(self, x):
+        """x: (batch, tokens, d_in) float in the parameters' dtype
+        -> (batch, tokens, d_out), same dtype."""
         b, num_tokens, _ = x.shape
 
         def split_heads(t):  # (b, tokens, d_out) -> (b, heads, tokens, hd)
@@ -134,6 +165,7 @@ class FusedAttention(MultiHeadAttention):
 
 FUSED = {LayerNorm: FusedLayerNorm, GELU: FusedGELU,
          MultiHeadAttention: FusedAttention}
+"""Each of the book's modules and the subclass use_fused gives it."""
 
 
 def use_fused(module) -> None:
@@ -145,10 +177,14 @@ def use_fused(module) -> None:
     module.__class__ = FUSED[type(module)]
 
 
-MARGIN = 0.95  # a path must take at most 95% of the plain time to be adopted
-REPEATS = 5  # timed runs of each variant, after one warm-up
-TEST_ROWS = 32  # rows of the input on which slicing the head is timed
-TEST_TOKENS = 128  # tokens per sequence on which fused kernels are timed
+MARGIN = 0.95
+"""A path must take at most 95% of the plain time to be adopted."""
+REPEATS = 5
+"""Timed runs of each variant, after one warm-up."""
+TEST_ROWS = 32
+"""Rows of the input on which slicing the head is timed."""
+TEST_TOKENS = 128
+"""Tokens per sequence on which fused kernels are timed."""
 
 
 def faster(plain, fast, repeats: int = REPEATS,
@@ -182,7 +218,16 @@ def _fused_timing_input(module, dtype, generator):
 def optimize(model: nn.Module) -> nn.Module:
     """Swap the fused kernels and CPU paths that measure faster on this
     machine into the model, in place, and return it. Parameters, state-dict
-    keys and greedy tokens stay the same (chapter 13)."""
+    keys and greedy tokens stay the same (chapter 13).
+
+    Args:
+        model: an nn.Module, typically a GPTModel, in any floating dtype.
+            Modules with a parameter off the CPU are left alone; the others
+            are timed on random inputs in the model's dtype.
+
+    Returns:
+        The same model object.
+    """
     if not isinstance(model, nn.Module):
         raise TypeError("optimize needs a torch.nn.Module, got "
                         f"{type(model).__name__}")

@@ -20,7 +20,8 @@ def count_error(value, low):
 def check_generation_args(idx, max_new_tokens, context_size):
     """Refuse arguments the loop would misread (a negative count or window
     would slice silently), naming the argument and what it allows: a
-    wrong type is a TypeError, a wrong value a ValueError."""
+    wrong type is a TypeError, a wrong value a ValueError. idx must be a
+    (batch, tokens) tensor; the model checks the dtype of its ids."""
     if error := count_error(max_new_tokens, 0):
         raise error(
             f"max_new_tokens must be an int >= 0, got {max_new_tokens!r}")
@@ -39,7 +40,8 @@ def check_generation_args(idx, max_new_tokens, context_size):
 
 def generate_text_simple(model, idx, max_new_tokens, context_size):
     """Greedy decoding, as in the book: append the most likely next token,
-    one at a time. idx is a (batch, n_tokens) tensor of token ids."""
+    one at a time. idx: (batch, n_tokens) int64 token ids
+    -> (batch, n_tokens + max_new_tokens) int64."""
     check_generation_args(idx, max_new_tokens, context_size)
     for _ in range(max_new_tokens):
         # Crop to the last context_size tokens: all the model can take
@@ -78,7 +80,8 @@ def next_token_probabilities(logits, temperature=1.0, top_k=None,
     """Last-position logits (batch, vocab) -> the distribution to sample
     from: divide by temperature, keep the top_k largest, then the smallest
     set of most likely tokens whose mass reaches top_p. temperature=0 puts
-    all the mass on the best token."""
+    all the mass on the best token. The result is (batch, vocab) in the
+    logits' float dtype, each row summing to 1."""
     check_sampling_args(temperature, top_k, top_p)
     if temperature == 0:
         best = logits.argmax(dim=-1, keepdim=True)
@@ -110,6 +113,10 @@ def generate(model, idx, max_new_tokens, context_size=None, temperature=0.0,
     next_token_probabilities. A row that emits eos_id is padded with it
     until every row has finished. use_cache=True (a GPTModel only) gives
     the same tokens for less work (chapter 12's KV cache).
+
+    idx holds int64 token ids, and model maps them to logits
+    (batch, tokens, vocab_size). Returns (batch, tokens + new) int64 ids,
+    new <= max_new_tokens (idx itself when there is nothing to add).
     """
     if context_size is None:
         if not hasattr(model, "cfg"):

@@ -12,7 +12,8 @@ from llm_from_scratch.model import GPTModel, check_token_ids
 
 class LayerKVCache:
     """The keys and values one attention layer has computed so far,
-    each of shape (batch, heads, tokens, head_dim)."""
+    each of shape (batch, heads, tokens, head_dim), in the layer's float
+    dtype; None before the first append."""
 
     def __init__(self):
         self.keys = None  # nothing cached yet
@@ -22,7 +23,16 @@ class LayerKVCache:
         return 0 if self.keys is None else self.keys.shape[2]
 
     def append(self, keys: torch.Tensor, values: torch.Tensor):
-        """Add the new tokens' keys and values; return those of all tokens."""
+        """Add the new tokens' keys and values; return those of all tokens.
+
+        Args:
+            keys: (batch, heads, new, head_dim), the dtype of those cached.
+            values: the same shape and dtype.
+
+        Returns:
+            keys (torch.Tensor): all tokens', (batch, heads, tokens, head_dim).
+            values (torch.Tensor): all tokens', the same shape.
+        """
         if self.keys is not None:
             # dim 2 is the token dimension: new tokens go after cached ones.
             keys = torch.cat([self.keys, keys], dim=2)
@@ -32,7 +42,11 @@ class LayerKVCache:
 
 
 class KVCache:
-    """One LayerKVCache per transformer block; len() counts cached tokens."""
+    """One LayerKVCache per transformer block; len() counts cached tokens.
+
+    Make it with KVCache(model.cfg.n_layers): n_layers is an int >= 1. A
+    cache serves the batch and the model that filled it.
+    """
 
     def __init__(self, n_layers: int):
         is_int = isinstance(n_layers, int) and not isinstance(n_layers, bool)
@@ -48,7 +62,9 @@ class KVCache:
 
 def check_cache(model, in_idx, cache) -> None:
     """Refuse ids, a model or a batch the cache does not fit, before
-    anything is appended."""
+    anything is appended. in_idx must be (batch, new) int64 or int32 ids
+    that fit check_token_ids, with len(cache) + new <= context_length; a
+    TypeError or ValueError names what is wrong."""
     if not isinstance(model, GPTModel):
         raise TypeError("forward_with_cache needs a GPTModel, got "
                         f"{type(model).__name__}")
@@ -87,7 +103,18 @@ def check_cache(model, in_idx, cache) -> None:
 
 def cached_attention(att, x, layer_cache):
     """The book's attention for the new tokens x (batch, new, d_in), which
-    attend to the cached tokens' keys and values and to their own."""
+    attend to the cached tokens' keys and values and to their own.
+
+    Args:
+        att (MultiHeadAttention): the block's attention.
+        x (torch.Tensor): (batch, new, d_in), float in att's parameters'
+            dtype.
+        layer_cache (LayerKVCache): this layer's cache; the new tokens' keys
+            and values, (batch, heads, new, head_dim), are appended.
+
+    Returns:
+        output (torch.Tensor): (batch, new, d_out), x's dtype.
+    """
     b, new, _ = x.shape
 
     def split_heads(t):  # (b, new, d_out) -> (b, heads, new, head_dim)
@@ -114,7 +141,17 @@ def forward_with_cache(model, in_idx, cache, last_only=False):
     """GPTModel's forward pass for new token ids (batch, new) that follow the
     len(cache) tokens whose keys and values the cache holds; it appends the
     new tokens' keys and values. Returns logits (batch, new, vocab_size),
-    or (batch, 1, vocab_size) for the last position only."""
+    or (batch, 1, vocab_size) for the last position only.
+
+    Args:
+        model (GPTModel): the model.
+        in_idx (torch.Tensor): (batch, new) int64 (or int32) token ids.
+        cache (KVCache): the cache of this batch and model (empty at first).
+        last_only (bool): compute the logits of the last position only.
+
+    Returns:
+        logits (torch.Tensor): in the model's dtype, of the shape above.
+    """
     past = len(cache)
     check_cache(model, in_idx, cache)
     positions = torch.arange(past, past + in_idx.shape[1],
@@ -138,7 +175,8 @@ class CachedLogits:
     """generate's model calls with a KV cache. Called with the whole text so
     far (batch, tokens), which may only grow at the end between calls, it
     returns the next-token logits (batch, vocab_size) of the last
-    context_size ids, feeding the model only the ids it has not seen yet."""
+    context_size ids, feeding the model only the ids it has not seen yet.
+    model must be a GPTModel (else a TypeError)."""
 
     def __init__(self, model, context_size: int):
         if not isinstance(model, GPTModel):
@@ -151,6 +189,13 @@ class CachedLogits:
         self.fed = 0  # how many ids of the text the model has been fed
 
     def __call__(self, idx: torch.Tensor) -> torch.Tensor:
+        """idx: (batch, tokens) int64 token ids, the text so far, grown by at
+        least one id since the last call -> (batch, vocab_size) logits in the
+        model's dtype."""
+        if idx.shape[1] <= self.fed:  # nothing new: the cache has it all
+            raise ValueError(
+                f"the text has {idx.shape[1]} tokens and the cache was fed "
+                f"{self.fed}: call with the text grown by at least one id")
         # The ids not fed yet; of a long prompt, only the last context_size.
         new = idx[:, max(self.fed, idx.shape[1] - self.context_size):]
         self.fed = idx.shape[1]

@@ -44,6 +44,7 @@ GPT2_PRESETS = {
     "gpt2-large": dict(_GPT2, emb_dim=1280, n_layers=36, n_heads=20),
     "gpt2-xl": dict(_GPT2, emb_dim=1600, n_layers=48, n_heads=25),
 }
+"""GPTConfig fields of GPT-2's four published sizes, by preset name."""
 
 
 class ConfigBase:
@@ -106,7 +107,8 @@ class ConfigBase:
 
     @classmethod
     def from_preset(cls, name: str, **overrides):
-        """A published GPT-2 size by name: from_preset("gpt2-medium")."""
+        """The config of a published GPT-2 size by name, with fields replaced
+        by overrides: from_preset("gpt2-medium", drop_rate=0.0)."""
         if not isinstance(name, str):
             raise TypeError("the preset name must be a str, got "
                             f"{type(name).__name__}")
@@ -166,6 +168,8 @@ class LayerNorm(nn.Module):
         self.shift = nn.Parameter(torch.zeros(emb_dim))
 
     def forward(self, x):
+        """x: (..., emb_dim) float in the parameters' dtype -> same shape and
+        dtype."""
         mean = x.mean(dim=-1, keepdim=True)
         var = x.var(dim=-1, keepdim=True, unbiased=False)
         norm_x = (x - mean) / torch.sqrt(var + self.eps)
@@ -178,6 +182,7 @@ class GELU(nn.Module):
     """GELU in GPT-2's tanh approximation."""
 
     def forward(self, x):
+        """x: any shape (...), float -> same shape and dtype."""
         return 0.5 * x * (1 + torch.tanh(
             torch.sqrt(torch.tensor(2.0 / torch.pi))
             * (x + 0.044715 * torch.pow(x, 3))
@@ -199,6 +204,8 @@ class FeedForward(nn.Module):
         )
 
     def forward(self, x):
+        """x: (..., emb_dim) float in the parameters' dtype -> same shape and
+        dtype."""
         return self.layers(x)
 
 
@@ -218,8 +225,7 @@ def check_heads(d_out, num_heads):
 
 
 class MultiHeadAttention(nn.Module):
-    """Causal multi-head self-attention (the book's chapter 3):
-    (batch, tokens, d_in) -> (batch, tokens, d_out)."""
+    """Causal multi-head self-attention (the book's chapter 3)."""
 
     def __init__(self, d_in, d_out, context_length, dropout, num_heads,
                  qkv_bias=False):
@@ -238,6 +244,8 @@ class MultiHeadAttention(nn.Module):
         self.register_buffer("mask", torch.triu(ones, diagonal=1))
 
     def forward(self, x):
+        """x: (batch, tokens, d_in) float in the parameters' dtype, tokens <=
+        context_length -> (batch, tokens, d_out), same dtype."""
         b, T, _ = x.shape
         keys = self.W_key(x)  # (b, T, d_out)
         queries = self.W_query(x)
@@ -265,7 +273,7 @@ class MultiHeadAttention(nn.Module):
 
 class TransformerBlock(nn.Module):
     """Pre-norm block: attention, then the feed-forward network, each behind a
-    layer norm and wrapped in a shortcut. Shape in = shape out."""
+    layer norm and wrapped in a shortcut."""
 
     def __init__(self, cfg):
         super().__init__()
@@ -283,6 +291,8 @@ class TransformerBlock(nn.Module):
         self.drop_shortcut = nn.Dropout(cfg.drop_rate)
 
     def forward(self, x):
+        """x: (batch, tokens, emb_dim) float in the parameters' dtype, tokens
+        <= context_length -> same shape and dtype."""
         shortcut = x  # attention: tokens talk to each other
         x = self.norm1(x)
         x = self.att(x)
@@ -299,12 +309,17 @@ class TransformerBlock(nn.Module):
 
 # --- from docs/chapters/08-gpt-model.md --------------------------------------
 
-# The index dtypes nn.Embedding accepts.
 TOKEN_ID_DTYPES = (torch.int64, torch.int32)
+"""The dtypes token ids may have: the index dtypes nn.Embedding accepts."""
 
 
 def check_token_ids(in_idx, cfg) -> None:
-    """Fail with a message a learner can act on, not deep inside torch."""
+    """Fail with a message a learner can act on, not deep inside torch.
+
+    in_idx must be a (batch, tokens) int64 or int32 tensor with 1 <= tokens
+    <= cfg.context_length and ids in [0, cfg.vocab_size): a wrong type or
+    dtype is a TypeError, a wrong shape or value a ValueError.
+    """
     if not isinstance(in_idx, torch.Tensor):
         raise TypeError("token ids must be a torch.Tensor, got "
                         f"{type(in_idx).__name__}")
@@ -344,7 +359,6 @@ class GPTModel(nn.Module):
     """GPT-2: token and position embeddings, transformer blocks, a head.
 
     `cfg` is a GPTConfig or the book's dict config (GPT_CONFIG_124M).
-    Token ids (batch, tokens) -> logits (batch, tokens, vocab_size).
     """
 
     def __init__(self, cfg):
@@ -361,6 +375,8 @@ class GPTModel(nn.Module):
             self.out_head.weight = self.tok_emb.weight
 
     def forward(self, in_idx):
+        """in_idx: (batch, tokens) int64 token ids, tokens <= context_length
+        -> (batch, tokens, vocab_size) logits in the model's dtype."""
         check_token_ids(in_idx, self.cfg)  # a clear message for wrong input
         batch_size, seq_len = in_idx.shape
         tok_embeds = self.tok_emb(in_idx)
@@ -394,8 +410,9 @@ class _NoValues(TorchFunctionMode):
 
 def meta_model(cfg) -> GPTModel:
     """GPTModel(cfg) on the meta device: every parameter and buffer has its
-    shape and dtype but no storage, and nothing is drawn. For counting, and
-    for installing weights (load_state_dict(..., assign=True))."""
+    shape and dtype (the default dtype, float32) but no storage, and nothing
+    is drawn. For counting, and for installing weights
+    (load_state_dict(..., assign=True))."""
     with torch.device("meta"), _NoValues():
         return GPTModel(cfg)
 
@@ -406,18 +423,20 @@ def count_parameters(cfg) -> int:
     return sum(p.numel() for p in model.parameters())  # shared: once
 
 
-# The ledger's rows in the order data meets them, keyed by the attribute
-# that holds a parameter: a part of GPTModel or, in trf_blocks, of a block.
 LEDGER_ROWS = {
     "tok_emb": "token embedding", "pos_emb": "position embedding",
     "att": "attention", "ff": "feed-forward", "norm1": "layer norms",
     "norm2": "layer norms", "final_norm": "final norm",
     "out_head": "output head",
 }
+"""The ledger's rows in the order data meets them, keyed by the attribute
+that holds a parameter: a part of GPTModel or, in trf_blocks, of a block."""
 
 
 def parameter_ledger(model) -> dict[str, int]:
-    """Parameters of a GPTModel per component: {"token embedding": ...}."""
+    """Parameters of a GPTModel (any dtype or device, meta too) per
+    component: {"token embedding": 38597376, ...}. A tied head is the token
+    embedding's tensor, counted once: its row is 0."""
     ledger = dict.fromkeys(LEDGER_ROWS.values(), 0)
     for name, p in model.named_parameters():  # lists a shared tensor once
         parts = name.split(".")
@@ -433,7 +452,16 @@ def init_gpt2_weights(model):
     """GPT-2's initialisation, in place: N(0, 0.02) weights, zero biases,
     LayerNorm at identity, and residual output projections shrunk by
     1/sqrt(2 * n_layers) so that the sum of 2 * n_layers residual branches
-    keeps a stable variance. Returns the model."""
+    keeps a stable variance. Returns the model.
+
+    Args:
+        model (GPTModel): in any floating dtype, on any device; every
+            parameter is redrawn where it is, keeping its dtype and device,
+            from that device's global generator (torch.manual_seed).
+
+    Returns:
+        model (GPTModel): the same model object.
+    """
     # The two layers that write into the residual stream, in every block.
     residual_std = 0.02 / math.sqrt(2 * model.cfg.n_layers)
     residual = {
@@ -462,7 +490,13 @@ def gpt2_model(name_or_config, **overrides):
     """A GPT-2 that starts as GPT-2 did: the model of a preset name
     ("gpt2-small", ...) or of a GPTConfig or dict, with fields replaced by
     overrides (gpt2_model("gpt2-xl", drop_rate=0.0)), and GPT-2's
-    initialisation. GPTModel(cfg) keeps PyTorch's draws, the book's."""
+    initialisation. GPTModel(cfg) keeps PyTorch's draws, the book's.
+
+    Returns:
+        model (GPTModel): in training mode, its parameters in torch's default
+            dtype and device (float32 on the CPU unless changed); convert it
+            with .to(dtype) or .to(device).
+    """
     if isinstance(name_or_config, str):
         cfg = GPTConfig.from_preset(name_or_config, **overrides)
     else:

@@ -26,7 +26,19 @@ class CheckpointError(ValueError):
 def config_from_hf(hf: Mapping,
                    source: str = "config.json") -> tuple[dict, float]:
     """GPTConfig fields and the LayerNorm epsilon from a Hugging Face GPT-2
-    config.json."""
+    config.json.
+
+    Args:
+        hf: the parsed config.json.
+        source: the file's name, for messages.
+
+    Returns:
+        The GPTConfig fields (a dict) and the epsilon (a float).
+
+    Raises:
+        CheckpointError: a GPT-2 variant this model does not implement, or
+            a missing or invalid field.
+    """
     if hf.get("model_type", "gpt2") != "gpt2":
         raise CheckpointError(
             f"{source}: model_type is {hf['model_type']!r}, not 'gpt2'")
@@ -72,7 +84,9 @@ def config_from_hf(hf: Mapping,
 def gpt2_checkpoint_shapes(cfg: GPTConfig) -> dict[str, tuple[int, ...]]:
     """Every tensor of a Hugging Face GPT-2 checkpoint for cfg, by name (no
     'transformer.' prefix), with its shape in that layout: linear weights are
-    (in_features, out_features)."""
+    (in_features, out_features). Returns a dict of name -> shape (a tuple of
+    ints); "lm_head.weight", (vocab_size, emb_dim), is in it even though
+    tied checkpoints may leave it out."""
     cfg = as_config(cfg)
     V, C, d = cfg.vocab_size, cfg.context_length, cfg.emb_dim
     shapes = {"wte.weight": (V, d), "wpe.weight": (C, d)}
@@ -130,7 +144,23 @@ def convert_gpt2_state_dict(hf_state: dict, cfg: GPTConfig,
                             device="cpu") -> dict:
     """A Hugging Face GPT-2 state dict (keys with or without 'transformer.')
     in GPTModel's names and layouts, as dtype on device, with the causal
-    masks; CheckpointError if it does not fit cfg."""
+    masks; CheckpointError if it does not fit cfg.
+
+    Args:
+        hf_state: name -> tensor, each shaped as gpt2_checkpoint_shapes(cfg)
+            says (Conv1D weights (in_features, out_features)), in any dtype
+            and on any device; lm_head.weight may be missing.
+        cfg: the GPTConfig (or dict) the tensors must fit.
+        source: the file's name, for messages.
+        dtype: the dtype of every tensor returned.
+        device (str | torch.device): the device of every tensor returned.
+
+    Returns:
+        GPTModel's state dict, every tensor contiguous, dtype, on device:
+            linear weights (out_features, in_features), and per block a
+            causal mask (context_length, context_length), 1 above the
+            diagonal. A tied head is the token embedding's tensor itself.
+    """
     cfg = as_config(cfg)
     state, original = {}, {}
     for key, tensor in hf_state.items():
@@ -259,12 +289,26 @@ def _why_unreadable(file: Path, err: Exception) -> str:
 
 
 SAFETENSORS_FILE = "model.safetensors"
+"""The checkpoint file read_checkpoint looks for first; save_gpt2 writes
+it."""
 PICKLE_FILE = "pytorch_model.bin"
+"""The older checkpoint file, a pickle, read (plain tensors only) when there
+is no SAFETENSORS_FILE."""
 
 
 def read_checkpoint(directory) -> tuple[dict, Path]:
     """The tensors of a checkpoint directory (model.safetensors, else
-    pytorch_model.bin), and the file they came from."""
+    pytorch_model.bin), and the file they came from.
+
+    Returns:
+        The tensors, a dict of name -> tensor as the file holds it (its
+            dtype, GPT-2's layout) on the CPU, and the path of the file.
+
+    Raises:
+        CheckpointError: the file is empty, unreadable, sharded or not a
+            dict of tensors.
+        FileNotFoundError: the directory holds neither file.
+    """
     directory = Path(directory)
     for name in (SAFETENSORS_FILE, PICKLE_FILE):
         file = directory / name
@@ -303,10 +347,10 @@ def read_checkpoint(directory) -> tuple[dict, Path]:
                             f"{PICKLE_FILE} (found: {present})")
 
 
-# GPT-2's four checkpoints on the Hugging Face Hub, by the names people use
-# for them.
 HUB_GPT2 = {name: f"openai-community/{name}"
             for name in ("gpt2", "gpt2-medium", "gpt2-large", "gpt2-xl")}
+"""GPT-2's four checkpoints on the Hugging Face Hub, by the names people use
+for them."""
 HUB_GPT2["gpt2-small"] = HUB_GPT2["gpt2"]  # our preset's name for the smallest
 
 
@@ -328,7 +372,8 @@ def _download(repo: str) -> Path:
 
 def resolve_checkpoint_dir(path) -> Path:
     """The local directory for path: path itself, or a download of a GPT-2
-    Hub name."""
+    Hub name, as a Path; a FileNotFoundError (or NotADirectoryError) says
+    what to do when there is none."""
     directory = Path(path)
     if directory.is_dir():
         return directory
@@ -360,8 +405,9 @@ def resolve_checkpoint_dir(path) -> Path:
         f"GPT-2's weights, {fetch}.")
 
 
-# The dtypes a model can be loaded as: the floating-point ones it computes in.
 LOAD_DTYPES = (torch.float32, torch.bfloat16, torch.float16, torch.float64)
+"""The dtypes a model can be loaded as: the floating-point ones it computes
+in."""
 
 
 def _load_target(dtype, device) -> tuple[torch.dtype, torch.device]:
@@ -405,6 +451,11 @@ def load_gpt2(path, *, dtype=None, device=None, **overrides) -> GPTModel:
     taken from config.json, e.g. drop_rate=0.0 or tie_weights=False;
     changing a shape makes loading fail with the mismatching keys. The
     model is returned in eval mode.
+
+    Returns:
+        A GPTModel in eval mode, every parameter and buffer in dtype on
+            device; it maps (batch, tokens) int64 ids to
+            (batch, tokens, vocab_size) logits in that dtype.
     """
     dtype, device = _load_target(dtype, device)
     directory = resolve_checkpoint_dir(path)
@@ -442,7 +493,19 @@ def load_gpt2(path, *, dtype=None, device=None, **overrides) -> GPTModel:
 
 def save_gpt2(model: GPTModel, directory) -> Path:
     """Write model as a Hugging Face GPT-2 checkpoint: config.json and
-    model.safetensors."""
+    model.safetensors.
+
+    Args:
+        model: a GPTModel in any floating dtype, on any device. Its tensors
+            are written as float32 on the CPU (bfloat16 and float16 values
+            exactly), without the causal masks; with qkv_bias=False, zero
+            query/key/value biases, as GPT-2's layout has them.
+        directory (str | Path): created if needed; its two files are
+            replaced.
+
+    Returns:
+        The directory.
+    """
     cfg, d = model.cfg, model.cfg.emb_dim
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)

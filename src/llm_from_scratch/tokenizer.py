@@ -17,19 +17,22 @@ from tiktoken.load import data_gym_to_mergeable_bpe_ranks
 
 # --- from docs/chapters/02-tokenization.md -----------------------------------
 
-# GPT-2's two BPE files and the SHA-256 hashes tiktoken checks them against.
 GPT2_FILES = {
     "vocab.bpe":
         "1ce1664773c50f3e0cc8842619a93edc4624525b728b188a9e0be33b7726adc5",
     "encoder.json":
         "196139668be63f3b5d6574427317ae82f612a97c5d1cdaf36ed2256dbf636783",
 }
-# GPT-2's pre-tokenisation regex, as tiktoken writes it (faster, same
-# splits).
+"""GPT-2's two BPE files and the SHA-256 hashes tiktoken checks them
+against."""
 GPT2_PATTERN = (r"""'(?:[sdmt]|ll|ve|re)| ?\p{L}++| ?\p{N}++"""
                 r"""| ?[^\s\p{L}\p{N}]++|\s++$|\s+(?!\S)|\s""")
-END_OF_TEXT = "<|endoftext|>"  # the one special token: it ends a document
-END_OF_TEXT_ID = 50256  # the last id of the vocabulary
+"""GPT-2's pre-tokenisation regex, as tiktoken writes it (faster, same
+splits)."""
+END_OF_TEXT = "<|endoftext|>"
+"""The one special token: it ends a document."""
+END_OF_TEXT_ID = 50256
+"""The id of END_OF_TEXT, the last id of the vocabulary."""
 
 
 def _local_gpt2_files() -> dict[str, str]:
@@ -104,13 +107,15 @@ def get_tokenizer() -> tiktoken.Encoding:
 
 
 def check_text(text) -> None:
+    """Raise a TypeError unless text is a str."""
     if not isinstance(text, str):
         raise TypeError(f"text must be a str, got {type(text).__name__}")
 
 
 def checked_id_list(token_ids, n_vocab: int) -> list[int]:
-    """One text's ids, a (num_tokens,) or (1, num_tokens) tensor or a list
-    of ints, as a list of ids in [0, n_vocab)."""
+    """One text's ids, a (num_tokens,) or (1, num_tokens) integer tensor or
+    a list of ints, as a list of Python ints in [0, n_vocab); anything else
+    is a TypeError or ValueError that says what is wrong."""
     if isinstance(token_ids, torch.Tensor):
         if not (token_ids.dim() == 1
                 or (token_ids.dim() == 2 and token_ids.shape[0] == 1)):
@@ -134,7 +139,8 @@ def checked_id_list(token_ids, n_vocab: int) -> list[int]:
 
 
 def text_to_token_ids(text: str, tokenizer=None) -> torch.Tensor:
-    """Encode one text as a (1, num_tokens) tensor, ready for the model."""
+    """Encode one text as a (1, num_tokens) int64 tensor of token ids,
+    ready for the model."""
     check_text(text)
     tokenizer = tokenizer or get_tokenizer()
     ids = tokenizer.encode(text, allowed_special={END_OF_TEXT})
@@ -142,7 +148,8 @@ def text_to_token_ids(text: str, tokenizer=None) -> torch.Tensor:
 
 
 def token_ids_to_text(token_ids, tokenizer=None) -> str:
-    """Decode one text's ids: a (1, n) or (n,) tensor, or a list of ints."""
+    """Decode one text's ids, a (1, n) or (n,) integer tensor or a list of
+    ints, to a str."""
     tokenizer = tokenizer or get_tokenizer()
     ids = checked_id_list(token_ids, tokenizer.n_vocab)
     return tokenizer.decode(ids)

@@ -40,11 +40,14 @@ from llm_from_scratch.tokenizer import (
 
 THE_VERDICT_SHA256 = (
     "b41e41a68f0398a3154ae69e2e4c0e2694e17fe0d66730536837f1b01935b31f")
-# The story lives in the repository, beside the package's source folder.
+"""The SHA-256 checksum of the story's bytes."""
 THE_VERDICT = (Path(llm_from_scratch.__file__).resolve().parents[2]
                / "data" / "the-verdict.txt")
+"""The story's file: it lives in the repository, beside the package's
+source folder."""
 THE_VERDICT_URL = ("https://raw.githubusercontent.com/rasbt/LLMs-from-scratch/"
                    "main/ch02/01_main-chapter-code/the-verdict.txt")
+"""Where the book's repository serves the story, to download it from."""
 
 
 def read_text(path, sha256=None) -> str:
@@ -80,7 +83,8 @@ def the_verdict() -> str:
 
 
 def check_windows(dataset, txt, max_length):
-    """Refuse a dataset without windows, counting the text's tokens."""
+    """Refuse a dataset without windows, counting the text's tokens in the
+    ValueError."""
     if len(dataset) == 0:
         tokens = get_tokenizer().encode(txt, allowed_special={END_OF_TEXT})
         raise ValueError(
@@ -90,7 +94,8 @@ def check_windows(dataset, txt, max_length):
 
 class GPTDatasetV1(Dataset):
     """Input windows of max_length token ids, one every stride tokens, and
-    their targets: the same windows shifted by one token."""
+    their targets: the same windows shifted by one token. Item i is
+    (input_ids, target_ids), two (max_length,) int64 tensors."""
 
     def __init__(self, txt, tokenizer, max_length, stride):
         self.input_ids = []
@@ -112,15 +117,28 @@ class GPTDatasetV1(Dataset):
 
 def create_dataloader_v1(txt, batch_size=4, max_length=256, stride=128,
                          shuffle=True, drop_last=True, num_workers=0):
-    """Batches of (input, target) windows of txt, GPT-2's tokenizer."""
+    """Batches of (input, target) windows of txt, GPT-2's tokenizer.
+
+    Returns a DataLoader over GPTDatasetV1 that yields [inputs, targets],
+    each (batch_size, max_length) int64 (the last batch may be smaller
+    when drop_last=False); a ValueError if txt has no window.
+    """
     dataset = GPTDatasetV1(txt, get_tokenizer(), max_length, stride)
     check_windows(dataset, txt, max_length)
     return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle,
                       drop_last=drop_last, num_workers=num_workers)
 
 
-def check_batches(data_loader):
-    """Refuse a loader with no batches, saying why it may have none."""
+def check_batches(data_loader, num_batches=None):
+    """Refuse a loader with no batches, saying why it may have none, and
+    a num_batches that is not None or an int >= 1."""
+    if num_batches is not None:
+        if not isinstance(num_batches, int) or isinstance(num_batches, bool):
+            raise TypeError("num_batches must be an int >= 1 or None, got "
+                            f"{type(num_batches).__name__}")
+        if num_batches < 1:
+            raise ValueError("num_batches must be an int >= 1 or None, got "
+                             f"{num_batches}")
     if len(data_loader) == 0:
         raise ValueError(
             "the data loader has no batches: its text is shorter than "
@@ -129,7 +147,12 @@ def check_batches(data_loader):
 
 
 def calc_loss_batch(input_batch, target_batch, model, device):
-    """The cross-entropy of the model's next-token scores on one batch."""
+    """The cross-entropy of the model's next-token scores on one batch.
+
+    input_batch and target_batch are (batch, tokens) int64 token ids, moved
+    to device. Returns the mean over all tokens as a 0-dim tensor in the
+    logits' dtype (the model's), differentiable for loss.backward().
+    """
     input_batch = input_batch.to(device)
     target_batch = target_batch.to(device)
     logits = model(input_batch)  # (batch, tokens, vocab_size)
@@ -138,8 +161,12 @@ def calc_loss_batch(input_batch, target_batch, model, device):
 
 
 def calc_loss_loader(data_loader, model, device, num_batches=None):
-    """The mean loss of the first num_batches batches (all by default)."""
-    check_batches(data_loader)
+    """The mean loss of the first num_batches batches (all by default).
+
+    data_loader yields (inputs, targets) pairs of (batch, tokens) int64 ids.
+    Returns a Python float; a ValueError if the loader has no batches.
+    """
+    check_batches(data_loader, num_batches)
     total_loss = 0.0
     if num_batches is None:
         num_batches = len(data_loader)
@@ -154,7 +181,11 @@ def calc_loss_loader(data_loader, model, device, num_batches=None):
 
 
 def evaluate_model(model, train_loader, val_loader, device, eval_iter):
-    """The mean loss of eval_iter batches of each loader, without dropout."""
+    """The mean loss of eval_iter batches of each loader, without dropout.
+
+    Returns (train_loss, val_loss), two Python floats, and leaves the model
+    in training mode.
+    """
     model.eval()
     with torch.no_grad():
         train_loss = calc_loss_loader(train_loader, model, device,
@@ -166,7 +197,10 @@ def evaluate_model(model, train_loader, val_loader, device, eval_iter):
 
 
 def generate_and_print_sample(model, tokenizer, device, start_context):
-    """Print start_context continued by 50 greedy tokens, on one line."""
+    """Print start_context continued by 50 greedy tokens, on one line.
+
+    Returns None and leaves the model in training mode.
+    """
     model.eval()
     context_size = model.pos_emb.weight.shape[0]
     encoded = text_to_token_ids(start_context, tokenizer).to(device)
@@ -183,7 +217,12 @@ def train_model_simple(model, train_loader, val_loader, optimizer, device,
                        num_epochs, eval_freq, eval_iter, start_context,
                        tokenizer):
     """The book's training loop; returns the losses of each evaluation and
-    the number of tokens seen by then."""
+    the number of tokens seen by then.
+
+    The loaders yield (inputs, targets) pairs of (batch, tokens) int64 ids.
+    Returns (train_losses, val_losses, track_tokens_seen): three lists, one
+    entry per evaluation, of floats, floats and ints.
+    """
     train_losses, val_losses, track_tokens_seen = [], [], []
     tokens_seen, global_step = 0, -1
     for epoch in range(num_epochs):
@@ -226,8 +265,6 @@ def plot_losses(epochs_seen, tokens_seen, train_losses, val_losses):
     return fig
 
 
-# The book's chapter 5 run, as `python -m llm_from_scratch train
-# data/the-verdict.txt` prints it: (step, training loss, validation loss).
 BOOK_RUN = [
     (0, 9.781, 9.933), (5, 8.111, 8.339), (10, 6.661, 7.048),
     (15, 5.961, 6.616), (20, 5.726, 6.600), (25, 5.201, 6.348),
@@ -236,17 +273,21 @@ BOOK_RUN = [
     (60, 1.882, 6.233), (65, 1.320, 6.238), (70, 0.985, 6.242),
     (75, 0.717, 6.293), (80, 0.541, 6.393), (85, 0.391, 6.452),
 ]
+"""The book's chapter 5 run, as `python -m llm_from_scratch train
+data/the-verdict.txt` prints it: (step, training loss, validation loss)."""
 
 
 def read_losses(path) -> list[dict]:
-    """The evaluations a run wrote to its losses.jsonl, in order."""
+    """The evaluations a run wrote to its losses.jsonl, in order: dicts
+    with keys epoch, step, tokens_seen, train_loss and val_loss."""
     with open(path, encoding="utf-8") as f:
         return [json.loads(line) for line in f if line.strip()]
 
 
 def plot_run(path, reference=None):
     """A run's losses (from its losses.jsonl) against its steps, over a
-    reference run given as (step, train loss, val loss) rows, in grey."""
+    reference run given as (step, train loss, val loss) rows, in grey;
+    returns the matplotlib figure."""
     import matplotlib.pyplot as plt  # only needed for the figure
 
     fig, ax = plt.subplots(figsize=(5, 3))
@@ -268,14 +309,14 @@ def plot_run(path, reference=None):
     return fig
 
 
-# Model sizes for the train command: the book's GPT_CONFIG_124M at the book's
-# chapter 5 context of 256 tokens, and GPT-2's four published sizes.
 TRAIN_PRESETS = {"book-124m": GPTConfig(context_length=256).to_dict(),
                  **GPT2_PRESETS}
+"""Model sizes for the train command: the book's GPT_CONFIG_124M at the
+book's chapter 5 context of 256 tokens, and GPT-2's four published sizes."""
 
 
-# The types each setting accepts (an int is a fine float: lr=1).
 KINDS = {int: int, float: (int, float), str: str}
+"""The types each setting accepts (an int is a fine float: lr=1)."""
 
 
 @dataclass
@@ -314,8 +355,9 @@ class TrainSettings:
                 f"train_ratio must be in (0, 1), got {self.train_ratio}")
 
 
-# What may change when a run is resumed: the rest would change its losses.
 RESUMABLE = ("epochs", "save_every", "max_steps")
+"""What may change when a run is resumed: the rest would change its
+losses."""
 
 
 @dataclass(frozen=True)
@@ -328,18 +370,26 @@ class Processes:
 
     @classmethod
     def from_env(cls):
+        """This process, from RANK, WORLD_SIZE and LOCAL_RANK (one process
+        when they are not set)."""
         env = os.environ  # torchrun sets these three
         return cls(int(env.get("RANK", 0)), int(env.get("WORLD_SIZE", 1)),
                    int(env.get("LOCAL_RANK", 0)))
 
     @property
     def main(self) -> bool:
+        """Whether this is rank 0, the process that prints and saves."""
         return self.rank == 0
 
 
 def run_loaders(text, cfg, settings, procs):
     """The book's two loaders over text, a batch holding the windows of all
-    processes; a ValueError when the text cannot fill them."""
+    processes; a ValueError when the text cannot fill them.
+
+    Returns [train_loader, val_loader]; each yields [inputs, targets] of
+    (batch_size * world_size, context_length) int64 ids (the validation
+    loader's last batch may be smaller). The training loader shuffles.
+    """
     length, size = cfg.context_length, settings.batch_size
     split = int(settings.train_ratio * len(text))
     tokens = [len(get_tokenizer().encode(part, allowed_special={END_OF_TEXT}))
@@ -379,7 +429,12 @@ def run_loaders(text, cfg, settings, procs):
 
 
 def my_share(batch, procs, batch_size):
-    """This process's windows of a batch holding those of all processes."""
+    """This process's windows of a batch holding those of all processes.
+
+    batch is (inputs, targets), each (batch_size * world_size, tokens)
+    int64; returns [inputs, targets], each (batch_size, tokens) int64 (fewer
+    rows, or none, from a short last batch).
+    """
     start = procs.rank * batch_size
     return [t[start:start + batch_size] for t in batch]
 
@@ -388,7 +443,9 @@ def loss_over_processes(loader, model, device, num_batches, procs,
                         batch_size):
     """calc_loss_loader over batches shared among processes. Each computes
     the loss of its windows; sums and counts are added over the processes,
-    so each batch's loss is its mean over all windows, as on one process."""
+    so each batch's loss is its mean over all windows, as on one process.
+    The loader yields (inputs, targets) of (batch, tokens) int64 ids;
+    returns a Python float, the same on every process."""
     if procs.world_size == 1:
         return calc_loss_loader(loader, model, device, num_batches)
     num_batches = min(num_batches, len(loader))
@@ -407,9 +464,12 @@ def loss_over_processes(loader, model, device, num_batches, procs,
     return total / num_batches
 
 
-CHECKPOINT = "checkpoint.pt"  # in a run's directory
-LOSSES = "losses.jsonl"  # beside it: one line of JSON per evaluation
-FORMAT = "llm_from_scratch.train 1"  # what a checkpoint says it is
+CHECKPOINT = "checkpoint.pt"
+"""The checkpoint's file name in a run's directory."""
+LOSSES = "losses.jsonl"
+"""The file beside the checkpoint: one line of JSON per evaluation."""
+FORMAT = "llm_from_scratch.train 1"
+"""What a checkpoint says it is."""
 
 
 def checkpoint_file(path) -> Path:
@@ -427,7 +487,8 @@ def is_training_checkpoint(path) -> bool:
 
 def save_checkpoint(state: dict, directory) -> Path:
     """Write state to directory/checkpoint.pt, atomically: into a temporary
-    file, then renamed over the old one, which a crash leaves whole."""
+    file, then renamed over the old one, which a crash leaves whole.
+    Returns the file's path."""
     file = Path(directory) / CHECKPOINT
     partial = file.with_name(file.name + ".partial")
     try:
@@ -442,7 +503,9 @@ def save_checkpoint(state: dict, directory) -> Path:
 
 
 def load_checkpoint(path) -> dict:
-    """A train command's checkpoint: tensors and plain values only."""
+    """A train command's checkpoint: tensors and plain values only, as a
+    dict, its tensors on the CPU in the dtypes they were saved in. A
+    FileNotFoundError or ValueError says what is wrong."""
     file = checkpoint_file(path)
     if not file.is_file():
         raise FileNotFoundError(
@@ -459,7 +522,9 @@ def load_checkpoint(path) -> dict:
 
 
 def load_trained_model(path) -> GPTModel:
-    """The model a train command saved in path, in eval mode."""
+    """The model a train command saved in path, in eval mode: a GPTModel
+    on the CPU, its parameters in the dtype they were saved in (float32 for
+    the train command's models)."""
     state = load_checkpoint(path)
     cfg = GPTConfig.from_dict(state["config"])
     with torch.device("meta"):  # no draws: the checkpoint has every value
@@ -488,6 +553,8 @@ def rng_states() -> dict:
 
 
 def set_rng_states(states: dict) -> None:
+    """Restore the generators' states rng_states returned (CUDA's only if
+    they were saved and this machine has a GPU)."""
     torch.set_rng_state(states["cpu"])
     if "cuda" in states and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(states["cuda"])
@@ -511,6 +578,8 @@ class StopRequests:
         return self
 
     def handle(self, signum, frame):
+        """The signal handler: the first signal asks to stop, the second
+        raises KeyboardInterrupt."""
         if self.requested:
             raise KeyboardInterrupt
         self.requested = True
@@ -534,6 +603,9 @@ class ProgressBar:
         self.start = None
 
     def show(self, done, loss, tokens):
+        """Redraw the line: done of total steps, the loss (a float) and the
+        tokens per second since the first call; nothing off a terminal or when
+        disabled."""
         if not self.shown:
             return
         self.start = self.start or (time.perf_counter(), done - 1, tokens)
@@ -569,8 +641,9 @@ def option(name, value) -> str:
 
 
 def resumed_setup(saved, config, settings, where):
-    """The configuration and settings of a saved run; a ValueError naming
-    the options that ask for another model or other settings."""
+    """The configuration and settings of a saved run, as (GPTConfig,
+    TrainSettings); a ValueError naming the options that ask for another
+    model or other settings."""
     cfg = GPTConfig.from_dict(saved["config"])
     if isinstance(config, GPTConfig):
         config = config.to_dict()
@@ -616,11 +689,11 @@ def pick_device(name, procs) -> torch.device:
     return torch.device(name)
 
 
-# The buffers (the causal masks) are equal on every process: DDP need not
-# send them at every forward pass. (The option's name since PyTorch 2.13.)
 NO_BUFFER_SYNC = ({"forward_sync_buffers": False} if "forward_sync_buffers"
                   in inspect.signature(DistributedDataParallel).parameters
                   else {"broadcast_buffers": False})
+"""The buffers (the causal masks) are equal on every process: DDP need not
+send them at every forward pass. (The option's name since PyTorch 2.13.)"""
 
 
 class TrainingRun:
@@ -675,6 +748,8 @@ class TrainingRun:
             self.history, self.resume_rng = saved["history"], saved["rng"]
 
     def check_resumable(self, saved, text_file):
+        """Refuse, with a ValueError, to resume on another text or another
+        number of processes than the saved run's."""
         if saved["text_sha256"] != self.text_sha256:
             raise ValueError(
                 f"{text_file} is not the text the run in {self.out_dir} "
@@ -687,6 +762,8 @@ class TrainingRun:
                 "batches would differ; resume it on as many processes")
 
     def describe(self) -> str:
+        """One line on the run: its parameters, steps, processes, device and
+        where it saves."""
         n = sum(p.numel() for p in self.model.parameters())
         c, s, procs = self.cfg, self.settings, self.procs
         return (f"{n:,} parameters ({c.n_layers} layers, {c.emb_dim} wide, "
@@ -755,6 +832,9 @@ class TrainingRun:
         return batches
 
     def train_step(self, inputs, targets) -> float:
+        """One optimizer step on this process's share of a batch: inputs and
+        targets (batch_size * world_size, tokens) int64 ids. Returns the loss
+        as a Python float."""
         inputs, targets = my_share((inputs, targets), self.procs,
                                    self.settings.batch_size)
         self.optimizer.zero_grad()
