@@ -189,6 +189,16 @@ const ready = window.MathJax && MathJax.startup && MathJax.startup.promise;
 """
 
 
+# The widest line of each code block that scrolls sideways, but in an attribute's value.
+SCROLLING_CODE = """
+return [...document.querySelectorAll('pre > code')]  // Material scrolls the code
+  .filter(code => code.scrollWidth > code.clientWidth + 1
+                  && !code.closest('.doc-attribute'))
+  .map(code => code.textContent.split('\\n')
+    .reduce((a, b) => a.length >= b.length ? a : b).trim().slice(0, 80))
+"""
+
+
 def site_pages(built_site):
     """The path of every page of the built site, "" for the front page."""
     paths = [p.parent.relative_to(built_site).as_posix() for p in built_site.rglob("index.html")]
@@ -207,7 +217,10 @@ def test_no_page_shows_raw_tex(browser, site_url, built_site):
     in its text, no formula MathJax could not parse, no formula typeset outside the places
     formulas are written (arithmatex's elements, the labs' Markdown cells: a `$` elsewhere
     is a dollar), no error in the console; and each lab whose cells hold formulas shows
-    them typeset."""
+    them typeset. On the way (one visit per page keeps the suite fast): no code block of
+    a Markdown page scrolls sideways, API signatures included. Exempt are the value of a
+    module attribute (a hash, a pattern or a URL cannot be wrapped) and the labs, whose
+    notebook cells are narrower than the pages' column."""
     pages = site_pages(built_site)
     with_math = labs_with_math()
     assert with_math and {f"labs/{lab}/" for lab in with_math} <= set(pages)
@@ -233,10 +246,13 @@ def test_no_page_shows_raw_tex(browser, site_url, built_site):
         if page.startswith("labs/") and page.split("/")[1] in with_math and not typeset:
             found.append("no typeset formula, though the lab's cells hold some")
         found += [f"console: {message}" for message in console_errors(browser)]
+        if not page.startswith("labs/"):
+            found += [f"code scrolls sideways: {line}"
+                      for line in browser.execute_script(SCROLLING_CODE)]
         # A page's table of contents is there twice (sidebar, and menu for small screens).
         problems += [f"{page or '/'}: {p}" for p in dict.fromkeys(found)]
     if problems:
-        pytest.fail(f"{len(problems)} problem(s) with formulas:\n" + "\n".join(problems))
+        pytest.fail(f"{len(problems)} problem(s) with formulas or code:\n" + "\n".join(problems))
 
 
 def test_eighty_characters_of_code_fit_the_column(browser, site_url):

@@ -29,15 +29,20 @@ from llm_from_scratch.train import (
 # --- from docs/command-line.md -----------------------------------------------
 
 def _number(kind, test, rule):
-    """An argparse type: convert with kind, then require test(value) or explain rule."""
+    """An argparse type: convert with kind, then require test(value) or
+    explain rule."""
+
     def parse(text):
         try:
             value = kind(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"expected {rule}, got {text!r}") from None
+            raise argparse.ArgumentTypeError(
+                f"expected {rule}, got {text!r}"
+            ) from None
         if not test(value):
             raise argparse.ArgumentTypeError(f"must be {rule}, got {text}")
         return value
+
     return parse
 
 
@@ -49,94 +54,194 @@ def _text(text: str) -> str:
 
 def build_parser() -> argparse.ArgumentParser:
     name = Path(sys.argv[0]).name
+    if name != "llm-from-scratch":  # the console script names itself
+        name = "python -m llm_from_scratch"
     parser = argparse.ArgumentParser(
-        prog=name if name == "llm-from-scratch" else "python -m llm_from_scratch",
-        description="GPT-2 built chapter by chapter: inspect a configuration, generate text, "
-                    "or train a model.",
+        prog=name,
+        description="GPT-2 built chapter by chapter: inspect a configuration, "
+        "generate text, or train a model.",
         epilog="Run '<command> --help' for a command's options.",
     )
-    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="command")
+    parser.add_argument(
+        "--version", action="version", version=f"%(prog)s {__version__}"
+    )
+    commands = parser.add_subparsers(
+        dest="command", required=True, metavar="command"
+    )
 
-    info = commands.add_parser("info", help="show a preset's configuration, size and memory",
-                               description="Show a GPT-2 preset's configuration, parameter "
-                                           "counts (tied and untied) and weight memory.")
+    info = commands.add_parser(
+        "info",
+        help="show a preset's configuration, size and memory",
+        description="Show a GPT-2 preset's configuration, parameter "
+        "counts (tied and untied) and weight memory.",
+    )
     sizes = ", ".join(GPT2_PRESETS)
-    info.add_argument("--preset", choices=GPT2_PRESETS, default="gpt2-small", metavar="NAME",
-                      help=f"GPT-2 size: {sizes} (default: %(default)s)")
+    info.add_argument(
+        "--preset",
+        choices=GPT2_PRESETS,
+        default="gpt2-small",
+        metavar="NAME",
+        help=f"GPT-2 size: {sizes} (default: %(default)s)",
+    )
 
     gen = commands.add_parser(
-        "generate", help="continue a prompt",
-        description="Continue a prompt with GPT-2. Without --weights the model is randomly "
-                    "initialised and writes gibberish.")
-    gen.add_argument("--prompt", required=True, type=_text, help="the text to continue")
-    gen.add_argument("--max-new-tokens", type=_number(int, lambda v: v >= 0, "an integer >= 0"),
-                     default=20, metavar="N", help="tokens to add (default: %(default)s)")
-    gen.add_argument("--temperature", metavar="T", default=0.0,
-                     type=_number(float, lambda v: math.isfinite(v) and v >= 0, "a number >= 0"),
-                     help="0 picks the most likely token (greedy, the default); higher "
-                          "values sample more freely")
-    gen.add_argument("--top-k", type=_number(int, lambda v: v >= 1, "an integer >= 1"),
-                     metavar="K", help="when sampling, choose only among the K most likely tokens")
-    gen.add_argument("--top-p", type=_number(float, lambda v: 0 < v <= 1, "in (0, 1]"),
-                     metavar="P", help="when sampling, choose only among the most likely "
-                                       "tokens whose probabilities add up to P")
-    gen.add_argument("--seed", type=int, default=123,
-                     help="seed for random weights and sampling (default: %(default)s)")
+        "generate",
+        help="continue a prompt",
+        description="Continue a prompt with GPT-2. Without --weights the model "
+        "is randomly initialised and writes gibberish.",
+    )
+    gen.add_argument(
+        "--prompt", required=True, type=_text, help="the text to continue"
+    )
+    gen.add_argument(
+        "--max-new-tokens",
+        type=_number(int, lambda v: v >= 0, "an integer >= 0"),
+        default=20,
+        metavar="N",
+        help="tokens to add (default: %(default)s)",
+    )
+    gen.add_argument(
+        "--temperature",
+        metavar="T",
+        default=0.0,
+        type=_number(
+            float, lambda v: math.isfinite(v) and v >= 0, "a number >= 0"
+        ),
+        help="0 picks the most likely token (greedy, the default); higher "
+        "values sample more freely",
+    )
+    gen.add_argument(
+        "--top-k",
+        type=_number(int, lambda v: v >= 1, "an integer >= 1"),
+        metavar="K",
+        help="when sampling, choose only among the K most likely tokens",
+    )
+    gen.add_argument(
+        "--top-p",
+        type=_number(float, lambda v: 0 < v <= 1, "in (0, 1]"),
+        metavar="P",
+        help="when sampling, choose only among the most likely "
+        "tokens whose probabilities add up to P",
+    )
+    gen.add_argument(
+        "--seed",
+        type=int,
+        default=123,
+        help="seed for random weights and sampling (default: %(default)s)",
+    )
     source = gen.add_mutually_exclusive_group()
-    source.add_argument("--weights", metavar="DIR",
-                        help="a GPT-2 checkpoint directory (config.json + model.safetensors), "
-                             "a directory written by train, or a Hub name such as gpt2 to "
-                             "download")
-    source.add_argument("--preset", choices=GPT2_PRESETS, default="gpt2-small", metavar="NAME",
-                        help=f"size of the random model when there are no --weights: {sizes} "
-                             "(default: %(default)s)")
+    source.add_argument(
+        "--weights",
+        metavar="DIR",
+        help="a GPT-2 checkpoint directory (config.json + model.safetensors), "
+        "a directory written by train, or a Hub name such as gpt2 to "
+        "download",
+    )
+    source.add_argument(
+        "--preset",
+        choices=GPT2_PRESETS,
+        default="gpt2-small",
+        metavar="NAME",
+        help=f"size of the random model when there are no --weights: {sizes} "
+        "(default: %(default)s)",
+    )
 
     trn = commands.add_parser(
-        "train", help="pretrain a model on a text file",
-        description="Pretrain a model on a UTF-8 text with the book's training loop "
-                    "(chapter 14). The defaults are the book's chapter 5 recipe. Under "
-                    "torchrun, it trains on all the processes torchrun starts.")
-    trn.add_argument("text", metavar="TEXT_FILE", help="the text to train on (UTF-8)")
+        "train",
+        help="pretrain a model on a text file",
+        description="Pretrain a model on a UTF-8 text with the book's training "
+        "loop (chapter 14). The defaults are the book's chapter 5 recipe. "
+        "Under torchrun, it trains on all the processes torchrun starts.",
+    )
+    trn.add_argument(
+        "text", metavar="TEXT_FILE", help="the text to train on (UTF-8)"
+    )
     where = trn.add_mutually_exclusive_group()
-    where.add_argument("--out", metavar="DIR", help="where to save checkpoint.pt and "
-                       "losses.jsonl (default: runs/ and the name of TEXT_FILE)")
-    where.add_argument("--resume", metavar="DIR", help="continue the run saved in DIR")
-    trn.add_argument("--preset", choices=TRAIN_PRESETS, metavar="NAME",
-                     help=f"model size: {', '.join(TRAIN_PRESETS)} (default: book-124m, the "
-                          "book's GPT_CONFIG_124M with 256 tokens of context)")
+    where.add_argument(
+        "--out",
+        metavar="DIR",
+        help="where to save checkpoint.pt and "
+        "losses.jsonl (default: runs/ and the name of TEXT_FILE)",
+    )
+    where.add_argument(
+        "--resume", metavar="DIR", help="continue the run saved in DIR"
+    )
+    trn.add_argument(
+        "--preset",
+        choices=TRAIN_PRESETS,
+        metavar="NAME",
+        help=f"model size: {', '.join(TRAIN_PRESETS)} (default: book-124m, the "
+        "book's GPT_CONFIG_124M with 256 tokens of context)",
+    )
     count = _number(int, lambda v: v >= 1, "an integer >= 1")
     for flag in ("--context-length", "--emb-dim", "--n-layers", "--n-heads"):
-        trn.add_argument(flag, type=count, metavar="N",
-                         help=f"change the preset's {flag[2:].replace('-', '_')}")
-    trn.add_argument("--drop-rate", type=_number(float, lambda v: 0 <= v < 1, "in [0, 1)"),
-                     metavar="P", help="change the preset's dropout rate")
-    positive = _number(float, lambda v: math.isfinite(v) and v > 0, "a number > 0")
+        trn.add_argument(
+            flag,
+            type=count,
+            metavar="N",
+            help=f"change the preset's {flag[2:].replace('-', '_')}",
+        )
+    trn.add_argument(
+        "--drop-rate",
+        type=_number(float, lambda v: 0 <= v < 1, "in [0, 1)"),
+        metavar="P",
+        help="change the preset's dropout rate",
+    )
+    positive = _number(
+        float, lambda v: math.isfinite(v) and v > 0, "a number > 0"
+    )
     settings = [  # flag, type, metavar, help; the defaults are TrainSettings'
         ("--epochs", count, "N", "passes over the training part of the text"),
         ("--lr", positive, "LR", "AdamW's learning rate"),
-        ("--weight-decay", _number(float, lambda v: math.isfinite(v) and v >= 0,
-                                   "a number >= 0"), "WD", "AdamW's weight decay"),
+        (
+            "--weight-decay",
+            _number(
+                float, lambda v: math.isfinite(v) and v >= 0, "a number >= 0"
+            ),
+            "WD",
+            "AdamW's weight decay",
+        ),
         ("--batch-size", count, "N", "windows per process and step"),
-        ("--stride", count, "N", "tokens from one window's start to the next "
-                                 "(default: the context length)"),
-        ("--train-ratio", _number(float, lambda v: 0 < v < 1, "in (0, 1)"), "R",
-         "share of the text to train on; the rest validates"),
+        (
+            "--stride",
+            count,
+            "N",
+            "tokens from one window's start to the next "
+            "(default: the context length)",
+        ),
+        (
+            "--train-ratio",
+            _number(float, lambda v: 0 < v < 1, "in (0, 1)"),
+            "R",
+            "share of the text to train on; the rest validates",
+        ),
         ("--eval-freq", count, "N", "evaluate every N steps"),
         ("--eval-iter", count, "N", "batches of each part per evaluation"),
         ("--save-every", count, "N", "steps between checkpoints"),
-        ("--max-steps", count, "N", "stop after N steps, saving a checkpoint "
-                                    "(--resume continues)"),
+        (
+            "--max-steps",
+            count,
+            "N",
+            "stop after N steps, saving a checkpoint (--resume continues)",
+        ),
         ("--seed", int, "N", "seed of the model's draws and of the shuffles"),
         ("--start-context", _text, "TEXT", "the prompt of the samples"),
     ]
     defaults = TrainSettings()
     for flag, kind, metavar, text in settings:
         default = getattr(defaults, flag[2:].replace("-", "_"))
-        shown = f" (default: {default})" if default and "default" not in text else ""
+        shown = (
+            f" (default: {default})"
+            if default and "default" not in text
+            else ""
+        )
         trn.add_argument(flag, type=kind, metavar=metavar, help=text + shown)
-    trn.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), default="auto",
-                     help="auto (the default): a CUDA GPU if there is one, else the CPU")
+    trn.add_argument(
+        "--device",
+        choices=("auto", "cpu", "cuda", "mps"),
+        default="auto",
+        help="auto (the default): a CUDA GPU if there is one, else the CPU",
+    )
     return parser
 
 
@@ -149,73 +254,127 @@ def run_info(args) -> int:
     for field, value in cfg.to_dict().items():
         print(f"  {field:<16}{value}")
     # Counted on the meta device (chapter 8): nothing is allocated, even for XL.
-    counts = [count_parameters(GPTConfig.from_preset(args.preset, tie_weights=tied))
-              for tied in (True, False)]
+    counts = [
+        count_parameters(GPTConfig.from_preset(args.preset, tie_weights=tied))
+        for tied in (True, False)
+    ]
     print(f"{'':<18}{'tied (GPT-2)':>16}{'untied':>16}")
     print(f"{'parameters':<18}{counts[0]:>16,}{counts[1]:>16,}")
     for dtype, size in (("float32", 4), ("bfloat16", 2)):  # bytes per value
-        print(f"{dtype + ' weights':<18}" + "".join(f"{n * size / MB:>13.1f} MB" for n in counts))
+        print(
+            f"{dtype + ' weights':<18}"
+            + "".join(f"{n * size / MB:>13.1f} MB" for n in counts)
+        )
     return 0
 
 
 def run_generate(args) -> int:
     torch.manual_seed(args.seed)
     if args.weights is not None and is_training_checkpoint(args.weights):
-        model = load_trained_model(args.weights)  # written by train (chapter 14)
+        model = load_trained_model(args.weights)  # written by train (ch. 14)
     elif args.weights is not None:
         model = load_gpt2(args.weights)
     else:
         model = gpt2_model(args.preset).eval()  # GPT-2's start (chapter 10)
-        print(f"note: no --weights given, so this {args.preset} has random weights and "
-              "writes gibberish; see chapter 11 for loading GPT-2's weights", file=sys.stderr)
+        print(
+            f"note: no --weights given, so this {args.preset} has random "
+            "weights and writes gibberish; see chapter 11 for loading GPT-2's "
+            "weights",
+            file=sys.stderr,
+        )
     tokenizer = get_tokenizer()
     ids = tokenizer.encode(args.prompt, allowed_special="all")
     if max(ids) >= model.cfg.vocab_size:
-        raise ValueError(f"the prompt has token id {max(ids)}, but this model's vocabulary has "
-                         f"{model.cfg.vocab_size} tokens; the command line uses GPT-2's tokenizer")
+        raise ValueError(
+            f"the prompt has token id {max(ids)}, but this model's vocabulary "
+            f"has {model.cfg.vocab_size} tokens; the command line uses GPT-2's "
+            "tokenizer"
+        )
     generator = torch.Generator().manual_seed(args.seed)
-    out = generate(model, torch.tensor([ids]), args.max_new_tokens, temperature=args.temperature,
-                   top_k=args.top_k, top_p=args.top_p, eos_id=END_OF_TEXT_ID, generator=generator,
-                   use_cache=True)  # same tokens, less work (chapter 12)
-    new = out[0, len(ids):].tolist()
+    out = generate(
+        model,
+        torch.tensor([ids]),
+        args.max_new_tokens,
+        temperature=args.temperature,
+        top_k=args.top_k,
+        top_p=args.top_p,
+        eos_id=END_OF_TEXT_ID,
+        generator=generator,
+        use_cache=True,
+    )  # same tokens, less work (chapter 12)
+    new = out[0, len(ids) :].tolist()
     if new and new[-1] == END_OF_TEXT_ID:
         new = new[:-1]  # the model ended the text; do not print the marker
     print(args.prompt + tokenizer.decode(new))
     return 0
 
 
-MODEL_OPTIONS = ("context_length", "emb_dim", "n_layers", "n_heads", "drop_rate")
+MODEL_OPTIONS = (
+    "context_length",
+    "emb_dim",
+    "n_layers",
+    "n_heads",
+    "drop_rate",
+)
 
 
 def run_train(args) -> int:
-    model = {k: getattr(args, k) for k in MODEL_OPTIONS if getattr(args, k) is not None}
-    if args.preset is not None or args.resume is None:  # a resumed run keeps its size
+    model = {
+        k: getattr(args, k)
+        for k in MODEL_OPTIONS
+        if getattr(args, k) is not None
+    }
+    if (
+        args.preset is not None or args.resume is None
+    ):  # a resumed run keeps its size
         model = {**TRAIN_PRESETS[args.preset or "book-124m"], **model}
-    settings = {f.name: getattr(args, f.name) for f in fields(TrainSettings)
-                if getattr(args, f.name) is not None}
+    settings = {
+        f.name: getattr(args, f.name)
+        for f in fields(TrainSettings)
+        if getattr(args, f.name) is not None
+    }
     out = args.resume or args.out or Path("runs") / Path(args.text).stem
-    outcome = run_training(args.text, out, model, settings, resume=args.resume is not None,
-                           device=args.device)
+    outcome = run_training(
+        args.text,
+        out,
+        model,
+        settings,
+        resume=args.resume is not None,
+        device=args.device,
+    )
     return 130 if outcome == "interrupted" else 0  # 130: stopped by Ctrl-C
 
 
 def main(argv=None) -> int:
-    """Run the command line with argv (default: sys.argv[1:]); return the exit status."""
+    """Run the command line with argv (default: sys.argv[1:]); return the
+    exit status."""
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
-    except SystemExit as stop:  # --help, --version, or a usage error already reported
+    except (
+        SystemExit
+    ) as stop:  # --help, --version, or a usage error already reported
         return 0 if stop.code is None else int(stop.code)
-    run = {"info": run_info, "generate": run_generate, "train": run_train}[args.command]
+    run = {"info": run_info, "generate": run_generate, "train": run_train}[
+        args.command
+    ]
     try:
         return run(args)
-    except (OSError, ValueError) as err:  # missing weights, a checkpoint that does not fit
+    except (
+        OSError,
+        ValueError,
+    ) as err:  # missing weights, a checkpoint that does not fit
         print(f"error: {err}", file=sys.stderr)
         return 1
     except OtherProcessFailed:  # under torchrun: the first process says why
         return 1
-    except KeyboardInterrupt:  # a second Ctrl-C while training, or one before it
-        print("interrupted; nothing saved since the last checkpoint", file=sys.stderr)
+    except (
+        KeyboardInterrupt
+    ):  # a second Ctrl-C while training, or one before it
+        print(
+            "interrupted; nothing saved since the last checkpoint",
+            file=sys.stderr,
+        )
         return 130
 
 
