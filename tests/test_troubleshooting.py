@@ -94,12 +94,13 @@ def quoted_messages(path: Path) -> list[str]:
 
 
 def printed_by_pages() -> str:
-    """Everything the pages show as a block's checked output."""
+    """Everything the pages show as a block's checked output, each run of whitespace
+    one space: a page wraps a long message over lines (textwrap.fill)."""
     outputs = []
     for path in sorted(DOCS.rglob("*.md")):
         outputs += re.findall(r"<!--\s*pytest-codeblocks:expected-output[^>]*-->\s*\n(`{3,})[^\n]*\n(.*?)\n\1",
                               path.read_text(encoding="utf-8"), flags=re.S)
-    return "\n".join(body for _, body in outputs)
+    return " ".join(" ".join(body.split()) for _, body in outputs)
 
 
 def pieces(message: str) -> list[str]:
