@@ -1,5 +1,6 @@
 """Shared test setup: the hypothesis profile, and the slow jobs some tests wait for (the
-site build, the labs run as scripts), started in the background at collection time."""
+site build, the labs run as scripts, the training runs under torchrun), started in the
+background at collection time."""
 
 import os
 import shutil
@@ -37,10 +38,12 @@ def start_site_build(folder: Path) -> subprocess.Popen:
 
 def pytest_collection_modifyitems(session, config, items):
     """Run the tests that wait for a background job last, and start the jobs now: the
-    site build (mostly the execution of the labs, about a minute on a fresh clone) and
-    the labs run as scripts take the spare core while the other tests run."""
+    site build (mostly the execution of the labs, about a minute on a fresh clone), the
+    labs run as scripts and the torchrun runs take the spare core while the other tests
+    run."""
     starters = {"built_site": lambda item: start_site_build,
-                "lab_runs": lambda item: item.module.start_lab_runs}
+                "lab_runs": lambda item: item.module.start_lab_runs,
+                "ddp_runs": lambda item: item.module.start_ddp_runs}
     waiting = [item for item in items if set(starters) & set(getattr(item, "fixturenames", ()))]
     items[:] = [item for item in items if item not in waiting] + waiting
     for item in waiting:

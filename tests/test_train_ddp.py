@@ -11,6 +11,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -26,12 +27,48 @@ TINY = ["--context-length", "32", "--emb-dim", "16", "--n-layers", "1", "--n-hea
         "--eval-iter", "2", "--epochs", "2", "--max-steps", "12"]
 
 
-def torchrun(*args, timeout=240):
+def torchrun(*args):
+    return [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+            "-m", "llm_from_scratch", "train", str(THE_VERDICT), *args]
+
+
+# Both runs are started when the tests are collected (conftest.py) and run, one after
+# the other, in the background while other tests take the main process.
+RUNS = {
+    "two": ["--batch-size", "4", *TINY],
+    # 72 windows of 32 tokens: one process's batch of 40 fits, two processes' 80 do not.
+    "too_many": ["--batch-size", "40", *TINY],
+}
+RUN_ALL = """
+import json, subprocess, sys
+folder, commands = sys.argv[1], json.loads(sys.argv[2])
+results = {}
+for name, command in commands.items():
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=240)
+        results[name] = [done.returncode, done.stdout, done.stderr]
+    except subprocess.TimeoutExpired:
+        results[name] = [None, "", "timed out after 240 s: a hang"]
+with open(folder + "/results.json", "w") as out:
+    json.dump(results, out)
+"""
+
+
+def start_ddp_runs(folder: Path) -> subprocess.Popen:
+    commands = {name: torchrun("--out", str(folder / name), *args) for name, args in RUNS.items()}
     env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE")}
-    return subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-         "-m", "llm_from_scratch", "train", str(THE_VERDICT), *args],
-        capture_output=True, text=True, timeout=timeout, env=env)
+    return subprocess.Popen([sys.executable, "-c", RUN_ALL, str(folder), json.dumps(commands)],
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+@pytest.fixture(scope="module")
+def ddp_runs(background):
+    """name -> (run directory, returncode, stdout, stderr) of each run in RUNS."""
+    process, folder = background("ddp_runs")
+    process.wait(timeout=600)
+    assert process.returncode == 0, "the background torchrun runs did not finish"
+    results = json.loads((folder / "results.json").read_text())
+    return {name: (folder / name, *results[name]) for name in RUNS}
 
 
 def records(run_dir):
@@ -39,15 +76,14 @@ def records(run_dir):
 
 
 @pytest.fixture(scope="module")
-def two_processes(tmp_path_factory):
-    run_dir = tmp_path_factory.mktemp("ddp") / "two"
-    result = torchrun("--out", str(run_dir), "--batch-size", "4", *TINY)
-    assert result.returncode == 0, result.stderr[-3000:]
-    return run_dir, result
+def two_processes(ddp_runs):
+    run_dir, returncode, stdout, stderr = ddp_runs["two"]
+    assert returncode == 0, stderr[-3000:]
+    return run_dir, stdout, stderr
 
 
 def test_two_processes_train_as_one(two_processes, tmp_path):
-    run_dir, _ = two_processes
+    run_dir, _, _ = two_processes
     one = tmp_path / "one"
     assert main(["train", str(THE_VERDICT), "--out", str(one), "--batch-size", "8", *TINY]) == 0
     two_records, one_records = records(run_dir), records(one)
@@ -63,11 +99,11 @@ def test_two_processes_train_as_one(two_processes, tmp_path):
 
 
 def test_only_the_first_process_prints_and_its_checkpoint_has_plain_names(two_processes):
-    run_dir, result = two_processes
-    lines = [line for line in result.stdout.splitlines() if line.startswith("Ep ")]
+    run_dir, stdout, stderr = two_processes
+    lines = [line for line in stdout.splitlines() if line.startswith("Ep ")]
     assert len(lines) == 6  # once each, not once per process
     assert "Ep 1 (Step 000000): Train loss" in lines[0]
-    assert result.stderr.count("2 processes on cpu") == 1
+    assert stderr.count("2 processes on cpu") == 1
     state = load_checkpoint(run_dir)
     assert state["world_size"] == 2
     assert not any(name.startswith("module.") for name in state["model"])
@@ -76,13 +112,11 @@ def test_only_the_first_process_prints_and_its_checkpoint_has_plain_names(two_pr
     assert sorted(p.name for p in run_dir.iterdir()) == ["checkpoint.pt", "losses.jsonl"]
 
 
-def test_more_processes_than_batches_is_an_error_before_training(tmp_path):
-    # 72 windows of 32 tokens: one process's batch of 40 fits, two processes' 80 do not.
-    result = torchrun("--out", str(tmp_path / "run"), "--batch-size", "40", *TINY,
-                      timeout=120)
-    assert result.returncode != 0
+def test_more_processes_than_batches_is_an_error_before_training(ddp_runs):
+    run_dir, returncode, stdout, stderr = ddp_runs["too_many"]
+    assert returncode not in (0, None), stderr[-3000:]
     message = ("more processes than batches: 2 processes of 40 windows need 80 windows "
                "a step, and the training part has 72; use fewer processes")
-    assert result.stderr.count(message) == 1, result.stderr[-3000:]
-    assert "Ep 1" not in result.stdout
-    assert not (tmp_path / "run").exists()
+    assert stderr.count(message) == 1, stderr[-3000:]
+    assert "Ep 1" not in stdout
+    assert not run_dir.exists()
