@@ -2,6 +2,7 @@
 site build, the labs run as scripts, the training runs under torchrun), started in the
 background at collection time."""
 
+import json
 import os
 import shutil
 import subprocess
@@ -36,6 +37,32 @@ def start_site_build(folder: Path) -> subprocess.Popen:
     )
 
 
+RUN_COMMANDS = """
+import json, os, subprocess, sys
+folder, commands = sys.argv[1], json.loads(sys.argv[2])
+results = {}
+for name, (argv, env) in commands.items():
+    try:
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=240,
+                              env=dict(os.environ, **env))
+        results[name] = [done.returncode, done.stdout, done.stderr]
+    except subprocess.TimeoutExpired:
+        results[name] = [None, "", "timed out after 240 s: a hang"]
+with open(os.path.join(folder, "results.json"), "w") as out:
+    json.dump(results, out)
+"""
+
+
+def start_commands(folder: Path, commands: dict) -> subprocess.Popen:
+    """Run commands ({name: argv, or (argv, extra environment)}) one after the other in
+    a background process; results.json in folder gets each one's [returncode, stdout,
+    stderr] (returncode None: it hung, and was killed after 240 s)."""
+    commands = {name: command if isinstance(command, tuple) else (command, {})
+                for name, command in commands.items()}
+    return subprocess.Popen([sys.executable, "-c", RUN_COMMANDS, str(folder), json.dumps(commands)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
 def pytest_collection_modifyitems(session, config, items):
     """Run the tests that wait for a background job last, and start the jobs now: the
     site build (mostly the execution of the labs, about a minute on a fresh clone), the
@@ -43,13 +70,17 @@ def pytest_collection_modifyitems(session, config, items):
     run."""
     starters = {"built_site": lambda item: start_site_build,
                 "lab_runs": lambda item: item.module.start_lab_runs,
-                "ddp_runs": lambda item: item.module.start_ddp_runs}
+                # Subprocesses a module's tests check: its background_commands(folder).
+                "commands": lambda item: lambda folder: start_commands(
+                    folder, item.module.background_commands(folder))}
     waiting = [item for item in items if set(starters) & set(getattr(item, "fixturenames", ()))]
     items[:] = [item for item in items if item not in waiting] + waiting
     for item in waiting:
-        for name in set(starters) & set(item.fixturenames) - set(_jobs):
-            folder = Path(tempfile.mkdtemp(prefix=f"{name}-"))
-            _jobs[name] = (starters[name](item)(folder), folder)
+        for name in set(starters) & set(item.fixturenames):
+            key = (name, item.module.__name__) if name == "commands" else name
+            if key not in _jobs:
+                folder = Path(tempfile.mkdtemp(prefix=f"{name}-"))
+                _jobs[key] = (starters[name](item)(folder), folder)
 
 
 def pytest_sessionfinish(session, exitstatus):
@@ -64,6 +95,17 @@ def pytest_sessionfinish(session, exitstatus):
 def background():
     """The (process, folder) of the background job started for a fixture."""
     return lambda name: _jobs[name]
+
+
+@pytest.fixture(scope="module")
+def commands(request) -> tuple[dict, Path]:
+    """({name: (returncode, stdout, stderr)}, folder) of the commands the test module's
+    background_commands(folder) gave, run in the background (start_commands)."""
+    process, folder = _jobs[("commands", request.module.__name__)]
+    process.wait(timeout=900)
+    assert process.returncode == 0, "the background commands did not finish"
+    results = json.loads((folder / "results.json").read_text())
+    return {name: tuple(result) for name, result in results.items()}, folder
 
 
 @pytest.fixture(scope="session")

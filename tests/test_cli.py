@@ -20,8 +20,25 @@ from llm_from_scratch.pretrained import save_gpt2
 
 
 def run(*args, timeout=300):
-    return subprocess.run([sys.executable, "-m", "llm_from_scratch", *args],
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(command(*args), capture_output=True, text=True, timeout=timeout)
+
+
+def command(*args):
+    return [sys.executable, "-m", "llm_from_scratch", *args]
+
+
+# The console script of the environment running the tests (not whichever is on PATH).
+CONSOLE_SCRIPT = Path(sys.executable).parent / "llm-from-scratch"
+
+
+def background_commands(folder):
+    """The subprocesses that need no file made by a test, started when the tests are
+    collected (conftest.py), to run in the background while other tests run."""
+    runs = {"info": command("info"),
+            "bad value": command("generate", "--prompt", "Hello", "--temperature", "-1")}
+    if CONSOLE_SCRIPT.exists():
+        runs["console script"] = [str(CONSOLE_SCRIPT), "info", "--preset", "gpt2-medium"]
+    return runs
 
 
 @pytest.fixture(scope="module")
@@ -35,10 +52,9 @@ def weights(tmp_path_factory):
 # --- in a subprocess -----------------------------------------------------------
 
 
-def test_info_subprocess():
-    result = run("info")
-    assert result.returncode == 0, result.stderr
-    out = result.stdout
+def test_info_subprocess(commands):
+    returncode, out, err = commands[0]["info"]
+    assert returncode == 0, err
     assert out.startswith("gpt2-small\n")
     assert "emb_dim         768" in out and "n_layers        12" in out
     assert "124,439,808" in out and "163,037,184" in out  # tied and untied
@@ -56,12 +72,12 @@ def test_generate_subprocess_with_weights(weights, capsys):
     assert capsys.readouterr().out == result.stdout
 
 
-def test_bad_value_subprocess_exits_2():
-    result = run("generate", "--prompt", "Hello", "--temperature", "-1")
-    assert result.returncode == 2
-    assert "argument --temperature: must be a number >= 0, got -1" in result.stderr
-    assert result.stderr.startswith("usage: python -m llm_from_scratch generate")
-    assert result.stdout == ""
+def test_bad_value_subprocess_exits_2(commands):
+    returncode, out, err = commands[0]["bad value"]
+    assert returncode == 2
+    assert "argument --temperature: must be a number >= 0, got -1" in err
+    assert err.startswith("usage: python -m llm_from_scratch generate")
+    assert out == ""
 
 
 def test_missing_weights_exits_1(tmp_path, capsys):
@@ -73,16 +89,11 @@ def test_missing_weights_exits_1(tmp_path, capsys):
     assert "Traceback" not in err
 
 
-# The console script of the environment running the tests (not whichever is on PATH).
-CONSOLE_SCRIPT = Path(sys.executable).parent / "llm-from-scratch"
-
-
 @pytest.mark.skipif(not CONSOLE_SCRIPT.exists(), reason="console script not installed in this environment")
-def test_console_script():
-    result = subprocess.run([str(CONSOLE_SCRIPT), "info", "--preset", "gpt2-medium"],
-                            capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stderr
-    assert "354,823,168" in result.stdout
+def test_console_script(commands):
+    returncode, out, err = commands[0]["console script"]
+    assert returncode == 0, err
+    assert "354,823,168" in out
 
 
 # --- in-process: every argument check --------------------------------------------

@@ -7,7 +7,6 @@ must agree with them, and so must the package's one counter, `count_parameters`,
 rows of `parameter_ledger`.
 """
 
-import subprocess
 import sys
 from collections import Counter
 
@@ -170,26 +169,34 @@ def test_meta_model_is_gptmodel_without_storage():
     assert torch.empty(3).normal_().abs().sum() > 0
 
 
-def test_meta_model_draws_nothing_and_imports_no_dynamo():
-    # In a fresh process: a plain build on the meta device imports torch._dynamo (for the
-    # embedding's normal draw and the masks' torch.triu), meta_model does not, nor sympy
-    # (which torch.empty_like imports on the meta device); neither does a GPT-2
-    # initialisation run inside it, and no random number is drawn.
-    code = (
-        "import sys, torch\n"
-        "from llm_from_scratch.model import GPTConfig, init_gpt2_weights, meta_model\n"
-        "from llm_from_scratch.model import _NoValues\n"
-        "state = torch.get_rng_state()\n"
-        "model = meta_model(GPTConfig.from_preset('gpt2-xl'))\n"
-        "with torch.device('meta'), _NoValues():\n"
-        "    init_gpt2_weights(model)\n"
-        "assert torch.equal(state, torch.get_rng_state()), 'random numbers were drawn'\n"
-        "assert all(p.is_meta for p in model.parameters())\n"
-        "print('torch._dynamo' in sys.modules, 'sympy' in sys.modules)\n"
-        "with torch.device('meta'):\n"
-        "    torch.nn.Embedding(3, 2)\n"
-        "print('torch._dynamo' in sys.modules)\n"
-    )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.split() == ["False", "False", "True"]  # what a plain build costs
+# In a fresh process: a plain build on the meta device imports torch._dynamo (for the
+# embedding's normal draw and the masks' torch.triu), meta_model does not, nor sympy
+# (which torch.empty_like imports on the meta device); neither does a GPT-2
+# initialisation run inside it, and no random number is drawn.
+META_BUILD = (
+    "import sys, torch\n"
+    "from llm_from_scratch.model import GPTConfig, init_gpt2_weights, meta_model\n"
+    "from llm_from_scratch.model import _NoValues\n"
+    "state = torch.get_rng_state()\n"
+    "model = meta_model(GPTConfig.from_preset('gpt2-xl'))\n"
+    "with torch.device('meta'), _NoValues():\n"
+    "    init_gpt2_weights(model)\n"
+    "assert torch.equal(state, torch.get_rng_state()), 'random numbers were drawn'\n"
+    "assert all(p.is_meta for p in model.parameters())\n"
+    "print('torch._dynamo' in sys.modules, 'sympy' in sys.modules)\n"
+    "with torch.device('meta'):\n"
+    "    torch.nn.Embedding(3, 2)\n"
+    "print('torch._dynamo' in sys.modules)\n"
+)
+
+
+def background_commands(folder):
+    """A fresh process for the test below, started when the tests are collected
+    (conftest.py), to run in the background while other tests run."""
+    return {"meta": [sys.executable, "-c", META_BUILD]}
+
+
+def test_meta_model_draws_nothing_and_imports_no_dynamo(commands):
+    returncode, out, err = commands[0]["meta"]
+    assert returncode == 0, err
+    assert out.split() == ["False", "False", "True"]  # what a plain build costs

@@ -8,10 +8,7 @@ timeout, so a hang fails the test instead of the suite.
 """
 
 import json
-import os
-import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import torch
@@ -32,43 +29,15 @@ def torchrun(*args):
             "-m", "llm_from_scratch", "train", str(THE_VERDICT), *args]
 
 
-# Both runs are started when the tests are collected (conftest.py) and run, one after
-# the other, in the background while other tests take the main process.
-RUNS = {
-    "two": ["--batch-size", "4", *TINY],
-    # 72 windows of 32 tokens: one process's batch of 40 fits, two processes' 80 do not.
-    "too_many": ["--batch-size", "40", *TINY],
-}
-RUN_ALL = """
-import json, subprocess, sys
-folder, commands = sys.argv[1], json.loads(sys.argv[2])
-results = {}
-for name, command in commands.items():
-    try:
-        done = subprocess.run(command, capture_output=True, text=True, timeout=240)
-        results[name] = [done.returncode, done.stdout, done.stderr]
-    except subprocess.TimeoutExpired:
-        results[name] = [None, "", "timed out after 240 s: a hang"]
-with open(folder + "/results.json", "w") as out:
-    json.dump(results, out)
-"""
-
-
-def start_ddp_runs(folder: Path) -> subprocess.Popen:
-    commands = {name: torchrun("--out", str(folder / name), *args) for name, args in RUNS.items()}
-    env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE")}
-    return subprocess.Popen([sys.executable, "-c", RUN_ALL, str(folder), json.dumps(commands)],
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
-
-@pytest.fixture(scope="module")
-def ddp_runs(background):
-    """name -> (run directory, returncode, stdout, stderr) of each run in RUNS."""
-    process, folder = background("ddp_runs")
-    process.wait(timeout=600)
-    assert process.returncode == 0, "the background torchrun runs did not finish"
-    results = json.loads((folder / "results.json").read_text())
-    return {name: (folder / name, *results[name]) for name in RUNS}
+def background_commands(folder):
+    """Both runs, started when the tests are collected (conftest.py): they run one after
+    the other in the background while other tests take the main process. A run that
+    hangs is killed after 240 s and fails its test."""
+    return {
+        "two": torchrun("--out", str(folder / "two"), "--batch-size", "4", *TINY),
+        # 72 windows of 32 tokens: one process's batch of 40 fits, two processes' 80 do not.
+        "too_many": torchrun("--out", str(folder / "too_many"), "--batch-size", "40", *TINY),
+    }
 
 
 def records(run_dir):
@@ -76,10 +45,11 @@ def records(run_dir):
 
 
 @pytest.fixture(scope="module")
-def two_processes(ddp_runs):
-    run_dir, returncode, stdout, stderr = ddp_runs["two"]
+def two_processes(commands):
+    results, folder = commands
+    returncode, stdout, stderr = results["two"]
     assert returncode == 0, stderr[-3000:]
-    return run_dir, stdout, stderr
+    return folder / "two", stdout, stderr
 
 
 def test_two_processes_train_as_one(two_processes, tmp_path):
@@ -112,8 +82,10 @@ def test_only_the_first_process_prints_and_its_checkpoint_has_plain_names(two_pr
     assert sorted(p.name for p in run_dir.iterdir()) == ["checkpoint.pt", "losses.jsonl"]
 
 
-def test_more_processes_than_batches_is_an_error_before_training(ddp_runs):
-    run_dir, returncode, stdout, stderr = ddp_runs["too_many"]
+def test_more_processes_than_batches_is_an_error_before_training(commands):
+    results, folder = commands
+    returncode, stdout, stderr = results["too_many"]
+    run_dir = folder / "too_many"
     assert returncode not in (0, None), stderr[-3000:]
     message = ("more processes than batches: 2 processes of 40 windows need 80 windows "
                "a step, and the training part has 72; use fewer processes")
