@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 from pathlib import Path
 
 import pytest
@@ -25,7 +26,38 @@ settings.register_profile("thorough", max_examples=500, deadline=None, database=
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 ROOT = Path(__file__).resolve().parents[1]
-_jobs = {}  # fixture name -> (process, folder) of the background job it waits for
+_jobs = {}  # fixture name (or (name, module)) -> (job, folder) of the job it waits for
+_stopping = threading.Event()
+
+
+class Job:
+    """A background job: started by the one background thread after the jobs before it,
+    so that the jobs share one core between them instead of crowding both."""
+
+    def __init__(self, start, folder: Path):
+        self.start, self.folder = start, folder
+        self.process, self.error = None, None
+        self.done = threading.Event()
+
+    def run(self):
+        try:
+            if not _stopping.is_set():
+                self.process = self.start(self.folder)
+                self.process.wait()
+        except Exception as error:  # reported to the test that waits for the job
+            self.error = error
+        finally:
+            self.done.set()
+
+    def wait(self, timeout):
+        if not self.done.wait(timeout):
+            raise TimeoutError(f"a background job did not finish in {timeout} s")
+
+    @property
+    def returncode(self):
+        if self.error is not None:
+            raise self.error
+        return None if self.process is None else self.process.returncode
 
 
 def start_site_build(folder: Path) -> subprocess.Popen:
@@ -66,8 +98,8 @@ def start_commands(folder: Path, commands: dict) -> subprocess.Popen:
 def pytest_collection_modifyitems(session, config, items):
     """Run the tests that wait for a background job last, and start the jobs now: the
     site build (mostly the execution of the labs, about a minute on a fresh clone), the
-    labs run as scripts and the torchrun runs take the spare core while the other tests
-    run."""
+    labs run as scripts and the tests' subprocesses take the spare core, one after
+    another, while the other tests run."""
     starters = {"built_site": lambda item: start_site_build,
                 "lab_runs": lambda item: item.module.start_lab_runs,
                 # Subprocesses a module's tests check: its background_commands(folder).
@@ -75,25 +107,32 @@ def pytest_collection_modifyitems(session, config, items):
                     folder, item.module.background_commands(folder))}
     waiting = [item for item in items if set(starters) & set(getattr(item, "fixturenames", ()))]
     items[:] = [item for item in items if item not in waiting] + waiting
+    queue = []
     for item in waiting:
-        for name in set(starters) & set(item.fixturenames):
+        for name in sorted(set(starters) & set(item.fixturenames)):
             key = (name, item.module.__name__) if name == "commands" else name
             if key not in _jobs:
                 folder = Path(tempfile.mkdtemp(prefix=f"{name}-"))
-                _jobs[key] = (starters[name](item)(folder), folder)
+                _jobs[key] = (Job(starters[name](item), folder), folder)
+                queue.append(_jobs[key][0])
+    # The site build first: the longest, and the one most tests wait for.
+    queue.sort(key=lambda job: job is not _jobs.get("built_site", (None,))[0])
+    threading.Thread(target=lambda: [job.run() for job in queue], daemon=True).start()
 
 
 def pytest_sessionfinish(session, exitstatus):
-    for process, folder in _jobs.values():
-        if process.poll() is None:
-            process.kill()  # an interrupted or filtered run: do not leave it behind
-            process.wait()
+    _stopping.set()  # start nothing more
+    for job, folder in _jobs.values():
+        if job.process is not None and job.process.poll() is None:
+            job.process.kill()  # an interrupted or filtered run: do not leave it behind
+            job.process.wait()
         shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
 def background():
-    """The (process, folder) of the background job started for a fixture."""
+    """The (job, folder) of the background job started for a fixture: job.wait(timeout),
+    then job.returncode, as for a process."""
     return lambda name: _jobs[name]
 
 
