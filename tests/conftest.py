@@ -2,7 +2,6 @@
 site build, the labs run as scripts, the training runs under torchrun), started in the
 background at collection time."""
 
-import json
 import os
 import shutil
 import subprocess
@@ -31,68 +30,63 @@ _stopping = threading.Event()
 
 
 class Job:
-    """A background job: started by the one background thread after the jobs before it,
-    so that the jobs share one core between them instead of crowding both."""
+    """A background job, run by the one background thread after the jobs before it, so
+    that the jobs share one core between them instead of crowding both. work(job) starts
+    its processes with job.start (so that an ended session can stop them) and returns
+    what it returns: an exit status, or a command's results."""
 
-    def __init__(self, start, folder: Path):
-        self.start, self.folder = start, folder
-        self.process, self.error = None, None
+    def __init__(self, work, folder: Path):
+        self.work, self.folder = work, folder
+        self.process, self.result, self.error = None, None, None
         self.done = threading.Event()
+
+    def start(self, *args, **kwargs) -> subprocess.Popen:
+        self.process = subprocess.Popen(*args, **kwargs)
+        return self.process
 
     def run(self):
         try:
             if not _stopping.is_set():
-                self.process = self.start(self.folder)
-                self.process.wait()
+                self.result = self.work(self)
         except Exception as error:  # reported to the test that waits for the job
             self.error = error
         finally:
             self.done.set()
 
     def wait(self, timeout):
+        """The job's result, once it has finished."""
         if not self.done.wait(timeout):
             raise TimeoutError(f"a background job did not finish in {timeout} s")
-
-    @property
-    def returncode(self):
         if self.error is not None:
             raise self.error
-        return None if self.process is None else self.process.returncode
+        return self.result
 
 
-def start_site_build(folder: Path) -> subprocess.Popen:
+def build_site(job: Job) -> int:
     """`mkdocs build --strict` into folder/site, its output in folder/out.txt (a file:
     a pipe could fill up and stall the build)."""
-    return subprocess.Popen(
-        [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(folder / "site")],
-        cwd=ROOT, stdout=(folder / "out.txt").open("w"), stderr=subprocess.STDOUT,
-    )
+    return job.start(
+        [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(job.folder / "site")],
+        cwd=ROOT, stdout=(job.folder / "out.txt").open("w"), stderr=subprocess.STDOUT,
+    ).wait()
 
 
-RUN_COMMANDS = """
-import json, os, subprocess, sys
-folder, commands = sys.argv[1], json.loads(sys.argv[2])
-results = {}
-for name, (argv, env) in commands.items():
-    try:
-        done = subprocess.run(argv, capture_output=True, text=True, timeout=240,
-                              env=dict(os.environ, **env))
-        results[name] = [done.returncode, done.stdout, done.stderr]
-    except subprocess.TimeoutExpired:
-        results[name] = [None, "", "timed out after 240 s: a hang"]
-with open(os.path.join(folder, "results.json"), "w") as out:
-    json.dump(results, out)
-"""
-
-
-def start_commands(folder: Path, commands: dict) -> subprocess.Popen:
-    """Run commands ({name: argv, or (argv, extra environment)}) one after the other in
-    a background process; results.json in folder gets each one's [returncode, stdout,
-    stderr] (returncode None: it hung, and was killed after 240 s)."""
-    commands = {name: command if isinstance(command, tuple) else (command, {})
-                for name, command in commands.items()}
-    return subprocess.Popen([sys.executable, "-c", RUN_COMMANDS, str(folder), json.dumps(commands)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+def run_commands(job: Job, commands: dict) -> dict:
+    """Run commands ({name: argv, or (argv, extra environment)}) one after the other:
+    {name: (returncode, stdout, stderr)}, returncode None for a hang, killed after 240 s."""
+    results = {}
+    for name, command in commands.items():
+        argv, env = command if isinstance(command, tuple) else (command, {})
+        process = job.start(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=dict(os.environ, **env))
+        try:
+            out, err = process.communicate(timeout=240)
+            results[name] = (process.returncode, out, err)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.communicate()
+            results[name] = (None, "", "timed out after 240 s: a hang")
+    return results
 
 
 def pytest_collection_modifyitems(session, config, items):
@@ -100,11 +94,11 @@ def pytest_collection_modifyitems(session, config, items):
     site build (mostly the execution of the labs, about a minute on a fresh clone), the
     labs run as scripts and the tests' subprocesses take the spare core, one after
     another, while the other tests run."""
-    starters = {"built_site": lambda item: start_site_build,
-                "lab_runs": lambda item: item.module.start_lab_runs,
+    starters = {"built_site": lambda item: build_site,
+                "lab_runs": lambda item: item.module.run_labs,
                 # Subprocesses a module's tests check: its background_commands(folder).
-                "commands": lambda item: lambda folder: start_commands(
-                    folder, item.module.background_commands(folder))}
+                "commands": lambda item: lambda job: run_commands(
+                    job, item.module.background_commands(job.folder))}
     waiting = [item for item in items if set(starters) & set(getattr(item, "fixturenames", ()))]
     items[:] = [item for item in items if item not in waiting] + waiting
     queue = []
@@ -131,20 +125,16 @@ def pytest_sessionfinish(session, exitstatus):
 
 @pytest.fixture(scope="session")
 def background():
-    """The (job, folder) of the background job started for a fixture: job.wait(timeout),
-    then job.returncode, as for a process."""
+    """The (job, folder) of the background job started for a fixture."""
     return lambda name: _jobs[name]
 
 
 @pytest.fixture(scope="module")
 def commands(request) -> tuple[dict, Path]:
     """({name: (returncode, stdout, stderr)}, folder) of the commands the test module's
-    background_commands(folder) gave, run in the background (start_commands)."""
-    process, folder = _jobs[("commands", request.module.__name__)]
-    process.wait(timeout=900)
-    assert process.returncode == 0, "the background commands did not finish"
-    results = json.loads((folder / "results.json").read_text())
-    return {name: tuple(result) for name, result in results.items()}, folder
+    background_commands(folder) gave, run in the background (run_commands)."""
+    job, folder = _jobs[("commands", request.module.__name__)]
+    return job.wait(timeout=900), folder
 
 
 @pytest.fixture(scope="session")
@@ -154,7 +144,6 @@ def built_site(background) -> Path:
     The build writes only the site folder: its tangle plugin checks src/ and fails, naming
     the file, if the package differs from the pages (it never re-tangles here).
     """
-    process, folder = background("built_site")
-    process.wait(timeout=1200)
-    assert process.returncode == 0, (folder / "out.txt").read_text()[-8000:]
+    job, folder = background("built_site")
+    assert job.wait(timeout=1200) == 0, (folder / "out.txt").read_text()[-8000:]
     return folder / "site"

@@ -53,7 +53,8 @@ def weights(tmp_path_factory):
 
 
 def test_info_subprocess(commands):
-    returncode, out, err = commands[0]["info"]
+    results, _ = commands
+    returncode, out, err = results["info"]
     assert returncode == 0, err
     assert out.startswith("gpt2-small\n")
     assert "emb_dim         768" in out and "n_layers        12" in out
@@ -73,7 +74,8 @@ def test_generate_subprocess_with_weights(weights, capsys):
 
 
 def test_bad_value_subprocess_exits_2(commands):
-    returncode, out, err = commands[0]["bad value"]
+    results, _ = commands
+    returncode, out, err = results["bad value"]
     assert returncode == 2
     assert "argument --temperature: must be a number >= 0, got -1" in err
     assert err.startswith("usage: python -m llm_from_scratch generate")
@@ -91,7 +93,8 @@ def test_missing_weights_exits_1(tmp_path, capsys):
 
 @pytest.mark.skipif(not CONSOLE_SCRIPT.exists(), reason="console script not installed in this environment")
 def test_console_script(commands):
-    returncode, out, err = commands[0]["console script"]
+    results, _ = commands
+    returncode, out, err = results["console script"]
     assert returncode == 0, err
     assert "354,823,168" in out
 

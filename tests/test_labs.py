@@ -43,23 +43,23 @@ def test_every_seed_script_has_a_lab():
     assert sorted(p.stem for p in LABS.glob("*.py")) == sorted(SEED_SCRIPTS)
 
 
-def start_lab_runs(folder: Path) -> subprocess.Popen:
-    """Start running every lab in one process, in `folder`; conftest.py calls this when
-    the tests are collected, so the labs run while other tests do."""
+def run_labs(job) -> int:
+    """Run every lab in one process, in the job's folder; conftest.py queues this when the
+    tests are collected, so the labs run while other tests do. Returns its exit status."""
     paths = [str(LABS / f"{name}.py") for name in SEED_SCRIPTS]
-    return subprocess.Popen(
-        [sys.executable, "-c", RUN_ALL, *paths], cwd=folder,
-        env=dict(os.environ, MPLBACKEND="Agg"), stdout=(folder / "out.json").open("w"),
+    return job.start(
+        [sys.executable, "-c", RUN_ALL, *paths], cwd=job.folder,
+        env=dict(os.environ, MPLBACKEND="Agg"), stdout=(job.folder / "out.json").open("w"),
         stderr=subprocess.STDOUT,
-    )
+    ).wait()
 
 
 @pytest.fixture(scope="module")
 def lab_runs(background):
-    process, folder = background("lab_runs")
-    process.wait(timeout=600)
+    job, folder = background("lab_runs")
+    returncode = job.wait(timeout=600)
     output = (folder / "out.json").read_text()
-    assert process.returncode == 0, output[-3000:]
+    assert returncode == 0, output[-3000:]
     return {Path(path).stem: run for path, run in json.loads(output).items()}
 
 

@@ -197,6 +197,7 @@ def background_commands(folder):
 
 
 def test_meta_model_draws_nothing_and_imports_no_dynamo(commands):
-    returncode, out, err = commands[0]["meta"]
+    results, _ = commands
+    returncode, out, err = results["meta"]
     assert returncode == 0, err
     assert out.split() == ["False", "False", "True"]  # what a plain build costs
